@@ -1,0 +1,184 @@
+# -*- coding: utf-8 -*-
+"""From the module's options to a SQLAlchemy engine, and passwords out of every message.
+
+The URL comes from ``connection`` or from ``[database] connection`` of the Glance
+config files, read the way oslo.config reads them: ``config_file`` in order, then
+the ``*.conf`` files of ``config_dir`` in name order, a later value winning.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from urllib.parse import quote, quote_plus
+
+from .deps import DRIVERS, driver_available, sa
+from .errors import ConfigurationError, ConnectionFailed, GlanceDbError
+
+# Drivers we can run, tried in order, for each URL scheme an operator may write.
+_DRIVER_CHOICES = {
+    "mysql": ("pymysql",),
+    "mariadb": ("pymysql",),
+    "postgresql": ("psycopg", "psycopg2"),
+    "postgres": ("psycopg", "psycopg2"),
+    "sqlite": ("pysqlite",),
+}
+_DRIVER_MODULES = {"pymysql": "pymysql", "psycopg": "psycopg", "psycopg2": "psycopg2",
+                   "pysqlite": "sqlite3"}
+
+
+class Redactor(object):
+    """Removes a password, raw and URL-encoded, from any text."""
+
+    MASK = "********"
+
+    def __init__(self):
+        self.secrets = set()
+
+    def add(self, secret):
+        if secret:
+            for form in (secret, quote(secret, safe=""), quote_plus(secret), quote(secret)):
+                self.secrets.add(form)
+
+    def __call__(self, text):
+        text = str(text)
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, self.MASK)
+        # Any password still written inside a URL (user:password@host) goes too.
+        return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1%s@" % self.MASK, text)
+
+
+def read_config_files(config_file=None, config_dir=None):
+    """The ``[database] connection`` value of Glance's config files, or an error."""
+    files = list(config_file or [])
+    for path in files:
+        if not os.path.isfile(path):
+            raise ConfigurationError(
+                "config_file %s does not exist. Give the path of glance-api.conf, "
+                "or the database URL as connection." % path)
+    if config_dir:
+        if not os.path.isdir(config_dir):
+            raise ConfigurationError("config_dir %s is not a directory." % config_dir)
+        files += sorted(os.path.join(config_dir, name) for name in os.listdir(config_dir)
+                        if name.endswith(".conf"))
+    url = None
+    for path in files:
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            with open(path) as handle:
+                parser.read_file(handle)
+        except (OSError, configparser.Error) as exc:
+            raise ConfigurationError("Cannot read %s: %s" % (path, _reason(exc)))
+        if parser.has_option("database", "connection"):
+            url = parser.get("database", "connection").strip()
+    if not url:
+        raise ConfigurationError(
+            "No [database] connection found in %s. Set it there, or give the "
+            "database URL as connection." % ", ".join(files))
+    return url
+
+
+def _reason(exc):
+    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+
+
+def resolve_url(connection=None, config_file=None, config_dir=None, redactor=None):
+    """Parse the database URL (from the option or the config files) into a sa URL."""
+    raw = connection if connection else read_config_files(config_file, config_dir)
+    try:
+        url = sa.engine.make_url(raw)
+    except Exception:
+        raise ConfigurationError(
+            "The database URL is malformed; expected e.g. "
+            "mysql+pymysql://glance:PASSWORD@dbhost/glance, "
+            "postgresql+psycopg://glance:PASSWORD@dbhost/glance or "
+            "sqlite:////var/lib/glance/glance.sqlite.")
+    if redactor is not None:
+        redactor.add(url.password)
+    return _with_available_driver(url)
+
+
+def _with_available_driver(url):
+    backend, _, driver = url.drivername.partition("+")
+    choices = _DRIVER_CHOICES.get(backend)
+    if choices is None:
+        raise ConfigurationError(
+            "Unsupported database '%s'. Glance runs on mysql (MariaDB), postgresql "
+            "and sqlite." % url.drivername)
+    # Glance configs often name a driver that is not installed here (MySQLdb,
+    # psycopg2): fall back to one we can run.
+    for candidate in ((driver,) if driver in choices else ()) + choices:
+        if driver_available(_DRIVER_MODULES[candidate]):
+            backend = "mysql" if backend == "mariadb" else backend
+            backend = "postgresql" if backend == "postgres" else backend
+            return url.set(drivername="%s+%s" % (backend, candidate))
+    raise MissingDriver(DRIVERS["postgresql" if backend.startswith("postgres") else "mysql"][1])
+
+
+class MissingDriver(GlanceDbError):
+    """The Python driver for the database is not installed on the managed host."""
+
+    def __init__(self, library):
+        self.library = library
+        super(MissingDriver, self).__init__(library)
+
+
+def display_url(url):
+    """The URL with its password masked, for messages and results."""
+    return url.render_as_string(hide_password=True)
+
+
+def create_engine(url, redactor):
+    """An engine that fails fast and whose errors carry no password."""
+    args = {}
+    if url.get_backend_name() == "mysql":
+        args["connect_timeout"] = 10
+        url = url.update_query_dict({"charset": "utf8"}) if "charset" not in url.query else url
+    elif url.get_backend_name() == "postgresql":
+        args["connect_timeout"] = 10
+    engine = sa.create_engine(url, connect_args=args, pool_pre_ping=False)
+    if url.get_backend_name() == "sqlite":
+        _sqlite_transactional_ddl(engine)
+    return engine
+
+
+def _sqlite_transactional_ddl(engine):
+    """Let SQLite wrap DDL in our transactions (pysqlite would commit it at once),
+    so a revision and its alembic_version row commit together."""
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+
+def check_connection(engine, redactor):
+    """Connect once, turning driver errors into one readable sentence."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.DBAPIError as exc:
+        raise ConnectionFailed(redactor(describe_db_error(exc, engine.url)))
+
+
+def describe_db_error(exc, url):
+    """One line for a driver error, naming what to check."""
+    original = getattr(exc, "orig", exc)
+    text = str(original).strip().splitlines()[0] if str(original).strip() else repr(original)
+    where = display_url(url)
+    code = original.args[0] if getattr(original, "args", None) else None
+    if code == 1045 or "password authentication failed" in text or "Access denied" in text:
+        hint = "check the user name and password"
+    elif code == 1049 or ("database" in text and "does not exist" in text):
+        hint = "create the database first (CREATE DATABASE glance) or fix its name"
+    elif code in (2003, 2005) or "could not connect" in text.lower() or "connection refused" in text.lower() \
+            or "failed to resolve" in text.lower() or "name or service not known" in text.lower():
+        hint = "check that the server is running and reachable from this host"
+    elif "unable to open database file" in text:
+        hint = "check that the SQLite file's directory exists and is writable"
+    else:
+        hint = "see the database error above"
+    return "Cannot use the database at %s: %s (%s)." % (where, text, hint)

@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+"""The errors a run can end with; each carries one readable sentence."""
+
+from __future__ import annotations
+
+
+class GlanceDbError(Exception):
+    """A refusal or failure the operator can act on; str() is the whole message."""
+
+
+class ConfigurationError(GlanceDbError):
+    """The connection options or the Glance config file cannot be used."""
+
+
+class ConnectionFailed(GlanceDbError):
+    """The database server could not be reached or refused the login."""
+
+
+class UnknownRevision(GlanceDbError):
+    """A revision that this collection does not know (asked for, or found)."""
+
+
+class NotGlanceDatabase(GlanceDbError):
+    """The database holds tables but is not under Glance's migration control."""
+
+
+class DowngradeRefused(GlanceDbError):
+    """The target is below the database's version; Glance has no downgrades."""
+
+
+class PhaseOrderError(GlanceDbError):
+    """A phase was asked for before the phase it depends on."""
+
+
+class UnsupportedEngine(GlanceDbError):
+    """The database engine does not support the requested (online) phase."""
+
+
+class LockTimeout(GlanceDbError):
+    """Another run held the migration lock for longer than lock_timeout."""
+
+
+class DataLossRefused(GlanceDbError):
+    """Contract would drop data that has not been carried over."""
+
+
+class MissingPrivilege(GlanceDbError):
+    """The database user cannot do what the phase needs (e.g. create triggers)."""

@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+"""sync, expand, migrate and contract: each plans from a state, then applies.
+
+A plan is what check mode returns; applying it takes the migration lock, reads
+the state again (another run may have done the work), plans again and runs.
+"""
+
+from __future__ import annotations
+
+from . import state as db_state
+from .data_migrations import MIGRATIONS
+from .errors import (DowngradeRefused, MissingPrivilege, NotGlanceDatabase,
+                     PhaseOrderError, UnknownRevision, UnsupportedEngine)
+from .graph import CONTRACT, EXPAND, GRAPH
+from .lock import migration_lock
+from .runner import Runner
+
+HEADS = ("heads", "head", "latest")
+ONLINE_ENGINES = ("mysql", "sqlite")
+
+
+class Plan(object):
+    """What a phase would do: revisions in order, and data migrations with their rows."""
+
+    def __init__(self, phase, revisions=(), data_migrations=(), contract_revisions=()):
+        self.phase = phase
+        self.revisions = list(revisions)  # applied before the data migrations
+        self.data_migrations = list(data_migrations)  # [(migration module, rows)]
+        self.contract_revisions = list(contract_revisions)  # applied after them
+
+    @property
+    def empty(self):
+        return not (self.revisions or self.contract_revisions or
+                    any(rows for _, rows in self.data_migrations))
+
+    def as_dict(self):
+        return {
+            "phase": self.phase,
+            "revisions": self.revisions + self.contract_revisions,
+            "data_migrations": [{"name": m.name, "rows": rows} for m, rows in self.data_migrations],
+        }
+
+
+class Outcome(object):
+    def __init__(self, plan, before, after, applied_revisions, migrated):
+        self.plan = plan
+        self.before = before
+        self.after = after
+        self.applied_revisions = applied_revisions
+        self.migrated = migrated  # [{"name", "migrated", "remaining"}]
+
+    @property
+    def changed(self):
+        return bool(self.applied_revisions or any(m["migrated"] for m in self.migrated))
+
+
+# ---- guards shared by every phase
+def _require_known(state):
+    if state.unknown_rows:
+        raise UnknownRevision(
+            "The database is at revision %s, which this collection does not know: it was "
+            "written by a newer Glance release or by another application. Use a newer "
+            "openstack_ops.glance, or check that this is the Glance database."
+            % ", ".join(state.unknown_rows))
+    if state.legacy_version is not None and not state.rows:
+        if state.legacy_repository not in (None, db_state.LEGACY_REPOSITORY) or \
+                state.legacy_version not in db_state.LEGACY_MIGRATE_VERSIONS:
+            if 1 <= state.legacy_version <= 41 and state.legacy_repository == db_state.LEGACY_REPOSITORY:
+                raise NotGlanceDatabase(
+                    "The database is at legacy Glance migration %d, which is not supported "
+                    "any more: upgrade it to Liberty (42) with the Glance release of that "
+                    "time first." % state.legacy_version)
+            raise NotGlanceDatabase(
+                "The database is under sqlalchemy-migrate control (%s, version %s) in a state "
+                "this collection does not know; it cannot proceed."
+                % (state.legacy_repository, state.legacy_version))
+    if state.foreign:
+        raise NotGlanceDatabase(
+            "The database holds tables (%s) but no alembic_version: it is not a Glance "
+            "database under migration control. Point connection at the Glance database, "
+            "or at an empty one for a fresh install."
+            % ", ".join(state.tables[:5] + (["..."] if len(state.tables) > 5 else [])))
+
+
+def _require_online_engine(state, phase):
+    if state.engine_name not in ONLINE_ENGINES:
+        raise UnsupportedEngine(
+            "Rolling upgrades (%s) are supported only on MySQL/MariaDB and SQLite, not on "
+            "%s. Upgrade offline with glance_db_sync while the Glance API is stopped."
+            % (phase, state.engine_name))
+
+
+def _target(version, default_head):
+    """The revision a phase aims at and the set it needs; explicit says a version was given."""
+    explicit = version is not None and version not in HEADS
+    target_id = GRAPH.get(version).id if explicit else default_head
+    return target_id, GRAPH.ancestors(target_id), explicit
+
+
+def _refuse_downgrade(state, target, requested, branches):
+    """With nothing left to apply, a database beyond the requested version is a downgrade."""
+    beyond = [r for r in state.applied - target if GRAPH.get(r).branch in branches]
+    if beyond:
+        raise DowngradeRefused(
+            "The database is at %s, newer than the requested %s. Glance does not support "
+            "downgrades; restore a backup taken before the upgrade to go back."
+            % (", ".join(state.version_rows), requested))
+
+
+def _pending_data(state, new_applied):
+    """Data migrations whose window is open once ``new_applied`` is reached, with rows."""
+    found = []
+    for migration in MIGRATIONS:
+        opened = migration.opened_by in new_applied
+        closed_before = migration.closed_by in state.applied
+        if opened and not closed_before:
+            rows = state.pending.get(migration.name)
+            if rows is None:
+                rows = state.rows_before_open.get(migration.name)
+            found.append((migration, rows))
+    return found
+
+
+# ---- planning
+def plan_sync(state, version=None):
+    """Offline: every revision and data migration up to the target."""
+    _require_known(state)
+    if version is None or version in HEADS:
+        target, explicit = GRAPH.ancestors(GRAPH.heads[EXPAND]) | GRAPH.ancestors(GRAPH.heads[CONTRACT]), False
+    else:
+        _, target, explicit = _target(version, None)
+    if target <= state.applied:
+        if explicit:
+            _refuse_downgrade(state, target, version, (None, EXPAND, CONTRACT))
+        return Plan("sync", data_migrations=[(m, r) for m, r in _pending_data(state, state.applied) if r])
+    pending = GRAPH.pending(state.applied, target)
+    expand_side = [r.id for r in pending if r.branch != CONTRACT]
+    contract_side = [r.id for r in pending if r.branch == CONTRACT]
+    return Plan("sync", expand_side, _pending_data(state, state.applied | target), contract_side)
+
+
+def plan_expand(state, version=None):
+    _require_online_engine(state, "expand")
+    _require_known(state)
+    target_id, target, explicit = _target(version, GRAPH.heads[EXPAND])
+    if GRAPH.get(target_id).branch == CONTRACT:
+        raise PhaseOrderError("%s is a contract revision; use glance_db_contract for it." % target_id)
+    if target <= state.applied:
+        if explicit:
+            _refuse_downgrade(state, target, target_id, (None, EXPAND))
+        return Plan("expand")
+    revisions = [r.id for r in GRAPH.pending(state.applied, target)]
+    if state.engine_name == "mysql" and "ocata_expand01" in revisions:
+        _require_trigger_rights(state)
+    return Plan("expand", revisions)
+
+
+def _require_trigger_rights(state):
+    caps = state.mysql or {}
+    if caps.get("can_create"):
+        return
+    if not caps.get("trigger_privilege"):
+        fix = "GRANT TRIGGER ON <glance database>.* TO the Glance database user"
+    else:
+        fix = ("SET GLOBAL log_bin_trust_function_creators = 1 (binary logging is on, and this "
+               "user lacks SUPER)")
+    raise MissingPrivilege(
+        "Expand must create the triggers insert_visibility and update_visibility, which "
+        "this database user cannot do. Fix: %s; or upgrade offline with glance_db_sync." % fix)
+
+
+def plan_migrate(state):
+    _require_online_engine(state, "migrate")
+    _require_known(state)
+    open_windows = [(m, state.pending[m.name]) for m in MIGRATIONS if m.name in state.pending]
+    if open_windows or state.next_step in ("none", "contract"):
+        return Plan("migrate", data_migrations=[(m, rows) for m, rows in open_windows if rows])
+    raise PhaseOrderError(
+        "Data migration cannot run before the database is expanded (it is at %s). "
+        "Run glance_db_expand first." % (", ".join(state.version_rows) or "no revision"))
+
+
+def plan_contract(state, version=None):
+    _require_online_engine(state, "contract")
+    _require_known(state)
+    target_id, target, explicit = _target(version, GRAPH.heads[CONTRACT])
+    if GRAPH.get(target_id).branch != CONTRACT:
+        raise PhaseOrderError("%s is not a contract revision; use glance_db_expand for it." % target_id)
+    if target <= state.applied:
+        if explicit:
+            _refuse_downgrade(state, target, target_id, (CONTRACT,))
+        return Plan("contract")
+    missing_expand = [r.id for r in GRAPH.pending(state.applied, target) if r.branch != CONTRACT]
+    if missing_expand:
+        raise PhaseOrderError(
+            "Contract cannot run before expand: %s not applied yet (the database is at %s). "
+            "Run glance_db_expand, then glance_db_migrate, then contract."
+            % (", ".join(missing_expand), ", ".join(state.version_rows) or "no revision"))
+    waiting = [(m.name, state.pending[m.name]) for m in MIGRATIONS
+               if state.pending.get(m.name) and m.closed_by in target]
+    if waiting:
+        raise PhaseOrderError(
+            "Contract cannot run while data migrations are pending (%s). Run "
+            "glance_db_migrate first." % ", ".join("%s: %d rows" % w for w in waiting))
+    return Plan("contract", contract_revisions=[r.id for r in GRAPH.pending(state.applied, target)])
+
+
+PLANNERS = {"sync": plan_sync, "expand": plan_expand, "migrate": plan_migrate,
+            "contract": plan_contract}
+
+
+# ---- applying
+def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_rows=None,
+        mysql_lock_wait_timeout=None, **plan_args):
+    """Plan the phase; unless in check mode, apply it under the migration lock."""
+    before_state = db_state.read(engine)
+    plan = PLANNERS[phase](before_state, **plan_args)
+    before = before_state.as_facts()
+    if check_mode or plan.empty:
+        return Outcome(plan, before, before, [], [])
+    with migration_lock(engine, lock_timeout):
+        current = db_state.read(engine)  # another run may have finished meanwhile
+        plan = PLANNERS[phase](current, **plan_args)
+        runner = Runner(engine, online=phase != "sync",
+                        mysql_lock_wait_timeout=mysql_lock_wait_timeout)
+        applied = set(current.applied)
+        done = []
+        for revision_id in plan.revisions:
+            applied = runner.apply_revision(revision_id, applied)
+            done.append(revision_id)
+        migrated = []
+        for migration, _rows in plan.data_migrations:
+            count = runner.run_data_migration(migration, batch_size or DEFAULT_BATCH_SIZE, max_rows)
+            migrated.append({"name": migration.name, "migrated": count})
+        for revision_id in plan.contract_revisions:
+            applied = runner.apply_revision(revision_id, applied)
+            done.append(revision_id)
+    after_state = db_state.read(engine)
+    for item in migrated:
+        item["remaining"] = after_state.pending.get(item["name"], 0)
+    return Outcome(plan, before, after_state.as_facts(), done, migrated)
+
+
+DEFAULT_BATCH_SIZE = 5000

@@ -1,0 +1,18 @@
+# -*- coding: utf-8 -*-
+"""Empty: keeps the expand and contract branches in step for this release.
+
+Revision ID: 2024_1_contract01
+Revises: 2023_1_contract01
+Depends on: 2024_1_expand01
+"""
+
+from __future__ import annotations
+
+revision = "2024_1_contract01"
+down_revision = "2023_1_contract01"
+branch_labels = None
+depends_on = "2024_1_expand01"
+
+
+def upgrade():
+    pass

@@ -1,0 +1,21 @@
+# -*- coding: utf-8 -*-
+"""Add images.os_hash_algo and images.os_hash_value (multihash).
+
+Revision ID: rocky_expand02
+Revises: rocky_expand01
+"""
+
+from __future__ import annotations
+
+from ..deps import op, sa
+
+revision = "rocky_expand02"
+down_revision = "rocky_expand01"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.add_column("images", sa.Column("os_hash_algo", sa.String(64), nullable=True))
+    op.add_column("images", sa.Column("os_hash_value", sa.String(128), nullable=True))
+    op.create_index("os_hash_value_image_idx", "images", ["os_hash_value"])

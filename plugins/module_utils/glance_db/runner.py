@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+"""Applies revisions and data migrations, and keeps alembic_version as Glance does.
+
+Each revision runs through Alembic's operations in its own transaction together
+with its alembic_version rows: atomic on PostgreSQL and SQLite. Each data
+migration batch is its own short transaction.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .deps import MigrationContext, Operations, sa
+from .errors import DataLossRefused
+from .graph import GRAPH
+from .revisions.online import ONLINE_OPTION
+
+VERSION_TABLE = "alembic_version"
+
+
+def _version_table():
+    # The table exactly as Alembic creates it.
+    return sa.Table(
+        VERSION_TABLE, sa.MetaData(),
+        sa.Column("version_num", sa.String(32), nullable=False),
+        sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )
+
+
+def write_version_rows(conn, rows):
+    """Make alembic_version hold exactly ``rows`` (creating the table if needed)."""
+    table = _version_table()
+    table.create(conn, checkfirst=True)
+    present = set(conn.execute(sa.select(table.c.version_num)).scalars())
+    stale = present - set(rows)
+    if stale:
+        conn.execute(table.delete().where(table.c.version_num.in_(sorted(stale))))
+    for row in rows:
+        if row not in present:
+            conn.execute(table.insert().values(version_num=row))
+
+
+class Runner(object):
+    """Writes to one database; the caller holds the migration lock."""
+
+    def __init__(self, engine, online=False, mysql_lock_wait_timeout=None, progress=None):
+        self.engine = engine
+        self.online = online
+        self.mysql_lock_wait_timeout = mysql_lock_wait_timeout
+        self.progress = progress or (lambda event: None)
+
+    def _begin(self):
+        conn = self.engine.connect()
+        if conn.dialect.name == "mysql" and self.mysql_lock_wait_timeout:
+            # Bound how long DDL may queue application queries behind a metadata lock.
+            conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d" % self.mysql_lock_wait_timeout)
+        return conn
+
+    def apply_revision(self, revision_id, applied):
+        """Apply one revision; return the new applied set."""
+        revision = GRAPH.get(revision_id)
+        after = set(applied) | {revision_id}
+        started = time.monotonic()
+        with self._begin() as conn:
+            with conn.begin():
+                check = getattr(revision.script, "data_loss_check", None)
+                problem = check(conn) if check else None
+                if problem:
+                    raise DataLossRefused(
+                        "Contract refused before %s: %s. Run glance_db_migrate first; "
+                        "nothing was changed by this revision." % (revision_id, problem))
+                context = MigrationContext.configure(conn, opts={ONLINE_OPTION: self.online})
+                with Operations.context(context):
+                    revision.script.upgrade()
+                write_version_rows(conn, GRAPH.rows_for(after))
+        self.progress({"revision": revision_id, "seconds": round(time.monotonic() - started, 3)})
+        return after
+
+    def run_data_migration(self, migration, batch_size, max_rows=None):
+        """Move a data migration's rows in batches; return rows migrated."""
+        migrated = 0
+        for step in migration.STEPS:
+            after = None
+            while max_rows is None or migrated < max_rows:
+                limit = batch_size if max_rows is None else min(batch_size, max_rows - migrated)
+                with self._begin() as conn:
+                    with conn.begin():
+                        keys = step.next_keys(conn, after, limit)
+                        if not keys:
+                            break
+                        migrated += step.apply(conn, keys)
+                after = keys[-1]
+        return migrated

@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+"""Read-only: what a database is, as far as Glance's migrations are concerned.
+
+Nothing here writes, not even to rewrite legacy alembic_version rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from .data_migrations import MIGRATIONS
+from .deps import sa
+from .graph import CONTRACT, EXPAND, GRAPH, LEGACY_ROWS
+
+# sqlalchemy-migrate versions of older Glance, as Alembic revisions.
+LEGACY_MIGRATE_VERSIONS = {42: "liberty", 43: "mitaka01", 44: "mitaka02", 45: "ocata_contract01"}
+LEGACY_REPOSITORY = "Glance Migrations"
+
+# What `glance-manage db check` exits with for each next step.
+CHECK_EXIT_CODES = {"none": 0, "expand": 3, "migrate": 4, "contract": 5}
+
+
+class DatabaseState(object):
+    """A snapshot of one database: its revisions, pending data and engine facts."""
+
+    def __init__(self, engine_name, server_version, database, tables, rows,
+                 legacy_version=None, legacy_repository=None, mysql_capabilities=None):
+        self.engine_name = engine_name
+        self.server_version = server_version
+        self.database = database
+        self.tables = sorted(tables)
+        self.rows = sorted(rows)
+        self.legacy_version = legacy_version
+        self.legacy_repository = legacy_repository
+        self.mysql = mysql_capabilities
+        self.unknown_rows = [r for r in self.rows if LEGACY_ROWS.get(r, r) not in GRAPH.by_id]
+        self.applied = set() if self.unknown_rows else GRAPH.applied_from_rows(self._effective_rows())
+        self.pending = {}  # data migration name -> rows still to migrate (open windows only)
+        self.rows_before_open = {}  # data migration name -> rows it will find once opened
+
+    def _effective_rows(self):
+        if self.rows:
+            return self.rows
+        legacy = LEGACY_MIGRATE_VERSIONS.get(self.legacy_version)
+        return [legacy] if legacy else []
+
+    # ---- classification
+    @property
+    def is_empty(self):
+        return not self.tables
+
+    @property
+    def under_alembic(self):
+        return bool(self.rows)
+
+    @property
+    def foreign(self):
+        """Tables, but no sign of Glance's migration control."""
+        return bool(self.tables) and not self.rows and self.legacy_version is None
+
+    @property
+    def version_rows(self):
+        """alembic_version as real Glance reads it (legacy rows renamed)."""
+        return GRAPH.rows_for(self.applied) if self.applied else []
+
+    def current(self, branch):
+        return GRAPH.branch_current(self.applied, branch)
+
+    def window_open(self, migration):
+        return migration.opened_by in self.applied and migration.closed_by not in self.applied
+
+    @property
+    def next_step(self):
+        """What `glance-manage db check` would answer: none, expand, migrate or contract."""
+        if GRAPH.heads[CONTRACT] in self.applied:
+            return "none"
+        if GRAPH.heads[EXPAND] not in self.applied:
+            return "expand"
+        if any(self.pending.values()):
+            return "migrate"
+        return "contract"
+
+    def as_facts(self):
+        """The ``glance_db`` result shared by every module."""
+        known = not self.unknown_rows and not self.foreign and (
+            self.legacy_version is None or self.legacy_version in LEGACY_MIGRATE_VERSIONS
+            or bool(self.rows))
+        facts = {
+            "engine": self.engine_name,
+            "server_version": self.server_version,
+            "database": self.database,
+            "revisions": self.version_rows if known else list(self.rows),
+            "alembic_version_rows": list(self.rows),
+            "legacy_migrate_version": self.legacy_version,
+            "empty": self.is_empty,
+            "known": known,
+            "unknown_revisions": list(self.unknown_rows),
+            "expand": self._branch_facts(EXPAND),
+            "contract": self._branch_facts(CONTRACT),
+            "pending_data_migrations": [
+                {"name": name, "rows": rows} for name, rows in sorted(self.pending.items())],
+            "triggers": self.mysql,
+        }
+        if known:
+            facts["next_step"] = self.next_step
+            facts["check_exit_code"] = CHECK_EXIT_CODES[self.next_step]
+            facts["up_to_date"] = self.next_step == "none"
+        else:
+            facts.update(next_step="unknown", check_exit_code=None, up_to_date=False)
+        return facts
+
+    def _branch_facts(self, branch):
+        current = self.current(branch)
+        return {"current": current, "head": GRAPH.heads[branch],
+                "at_head": current == GRAPH.heads[branch]}
+
+
+def read(engine):
+    """Inspect the database behind ``engine`` without writing anything."""
+    if _missing_sqlite_file(engine.url):
+        # Connecting would create the file: an empty database it is.
+        return DatabaseState("sqlite", sqlite3.sqlite_version, engine.url.database, [], [])
+    with engine.connect() as conn:
+        try:
+            state = _read(conn)
+        finally:
+            conn.rollback()
+    return state
+
+
+def _missing_sqlite_file(url):
+    path = url.database
+    return (url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
+            and not path.startswith("file:") and not os.path.exists(path))
+
+
+def _read(conn):
+    dialect = conn.dialect.name
+    tables = sa.inspect(conn).get_table_names()
+    rows = []
+    if "alembic_version" in tables:
+        rows = list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+    legacy_version = legacy_repository = None
+    if "migrate_version" in tables:
+        record = conn.execute(sa.text(
+            "SELECT repository_id, version FROM migrate_version")).first()
+        if record is not None:
+            legacy_repository, legacy_version = record[0], int(record[1])
+    state = DatabaseState(
+        engine_name=dialect,
+        server_version=_server_version(conn),
+        database=conn.engine.url.database,
+        tables=[t for t in tables if t != "alembic_version"],
+        rows=rows,
+        legacy_version=legacy_version,
+        legacy_repository=legacy_repository,
+        mysql_capabilities=mysql_trigger_capabilities(conn) if dialect == "mysql" else None,
+    )
+    for migration in MIGRATIONS:
+        if state.window_open(migration):
+            state.pending[migration.name] = count_rows(conn, migration)
+        elif state.applied and migration.closed_by not in state.applied:
+            state.rows_before_open[migration.name] = conn.execute(
+                sa.text(migration.ROWS_BEFORE_OPENED)).scalar()
+    return state
+
+
+def count_rows(conn, migration):
+    """Rows a data migration still has to move."""
+    return sum(step.count(conn) for step in migration.STEPS)
+
+
+def _server_version(conn):
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return conn.exec_driver_sql("SELECT sqlite_version()").scalar()
+    if dialect == "postgresql":
+        return conn.exec_driver_sql("SHOW server_version").scalar()
+    return conn.exec_driver_sql("SELECT version()").scalar()
+
+
+def mysql_trigger_capabilities(conn):
+    """Whether this user can create Ocata's triggers (binary logging needs more)."""
+    binlog, trust = conn.exec_driver_sql(
+        "SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators").first()
+    grantee = conn.exec_driver_sql(
+        "SELECT CONCAT(\"'\", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", "
+        "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")").scalar()
+    privileges = set(conn.execute(sa.text(
+        "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = :g "
+        "UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
+        "WHERE GRANTEE = :g AND TABLE_SCHEMA = DATABASE()"), {"g": grantee}).scalars())
+    has_trigger = "TRIGGER" in privileges
+    has_super = "SUPER" in privileges
+    binlog, trust = bool(int(binlog)), bool(int(trust))
+    return {
+        "binary_logging": binlog,
+        "log_bin_trust_function_creators": trust,
+        "trigger_privilege": has_trigger,
+        "super_privilege": has_super,
+        "can_create": has_trigger and (not binlog or trust or has_super),
+    }
