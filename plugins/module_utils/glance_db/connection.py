@@ -134,7 +134,8 @@ def create_engine(url, redactor):
     args = {}
     if url.get_backend_name() == "mysql":
         args["connect_timeout"] = 10
-        url = url.update_query_dict({"charset": "utf8"}) if "charset" not in url.query else url
+        if "charset" not in url.query:
+            args["charset"] = "utf8"  # Glance's tables are utf8 (utf8mb3)
     elif url.get_backend_name() == "postgresql":
         args["connect_timeout"] = 10
     engine = sa.create_engine(url, connect_args=args, pool_pre_ping=False)

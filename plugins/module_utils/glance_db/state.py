@@ -118,7 +118,7 @@ class DatabaseState(object):
 
 def read(engine):
     """Inspect the database behind ``engine`` without writing anything."""
-    if _missing_sqlite_file(engine.url):
+    if missing_sqlite_file(engine.url):
         # Connecting would create the file: an empty database it is.
         return DatabaseState("sqlite", sqlite3.sqlite_version, engine.url.database, [], [])
     with engine.connect() as conn:
@@ -129,7 +129,7 @@ def read(engine):
     return state
 
 
-def _missing_sqlite_file(url):
+def missing_sqlite_file(url):
     path = url.database
     return (url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
             and not path.startswith("file:") and not os.path.exists(path))

@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    # The connection options every module of the collection takes.
+    DOCUMENTATION = r"""
+options:
+  connection:
+    description:
+      - SQLAlchemy URL of the Glance database, as in the C([database] connection) option of C(glance-api.conf).
+      - For example V(mysql+pymysql://glance:secret@dbhost/glance), V(postgresql+psycopg://glance:secret@dbhost/glance)
+        or V(sqlite:////var/lib/glance/glance.sqlite).
+      - A driver that is not installed on the managed host (C(mysql://) meaning MySQLdb, C(postgresql+psycopg2://))
+        is replaced by one that is (PyMySQL, psycopg).
+      - The password never appears in any output.
+      - Mutually exclusive with O(config_file); one of the two is required.
+    type: str
+  config_file:
+    description:
+      - Glance config files to read C([database] connection) from, for example V(/etc/glance/glance-api.conf).
+      - Read in order, as oslo.config does; a later file wins.
+    type: list
+    elements: path
+  config_dir:
+    description:
+      - A config directory such as V(/etc/glance/glance-api.conf.d); its C(*.conf) files are read after O(config_file),
+        in name order, a later file winning.
+    type: path
+requirements:
+  - SQLAlchemy >= 2.0
+  - Alembic
+  - PyMySQL (MySQL/MariaDB) or psycopg (PostgreSQL)
+notes:
+  - The Python requirements are needed on the host that runs the module, usually the controller or a database client host.
+"""
+
+    # Options of the modules that write (sync, expand, migrate, contract).
+    WRITE = r"""
+options:
+  lock_timeout:
+    description:
+      - Seconds to wait for the database-level migration lock held by another run (MySQL C(GET_LOCK),
+        a PostgreSQL advisory lock, or a lock file beside a SQLite database).
+      - Runs from many hosts at once serialize on this lock; the later ones find nothing to do.
+    type: int
+    default: 60
+  ddl_lock_wait_timeout:
+    description:
+      - On MySQL/MariaDB, the session C(lock_wait_timeout) in seconds for schema changes, so a change waiting
+        for a metadata lock cannot hold application queries for long.
+    type: int
+    default: 10
+"""

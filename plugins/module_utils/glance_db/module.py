@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+"""GlanceDbModule: what the five modules share.
+
+The connection options, the missing-library check, check and diff handling, and
+the mapping of every error to one readable, password-free ``msg``. A module
+subclasses it, adds its own options and names its phase in ``run()``.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from . import connection as db_connection
+from . import phases
+from . import state as db_state
+from .deps import HAS_LIBRARIES, IMPORT_ERROR, sa
+from .errors import GlanceDbError
+from .graph import GRAPH
+
+
+def connection_argument_spec():
+    """The options every module takes to find the database (see the doc fragment)."""
+    return dict(
+        connection=dict(type="str", no_log=True),
+        config_file=dict(type="list", elements="path"),
+        config_dir=dict(type="path"),
+    )
+
+
+WRITE_ARGUMENT_SPEC = dict(
+    lock_timeout=dict(type="int", default=60),
+    ddl_lock_wait_timeout=dict(type="int", default=10),
+)
+
+
+class GlanceDbModule(object):
+    """Base class: subclasses set ``argument_spec`` and implement ``run()``."""
+
+    argument_spec = {}
+    module_kwargs = {}
+    writes = True
+
+    def __init__(self):
+        spec = connection_argument_spec()
+        if self.writes:
+            spec.update(WRITE_ARGUMENT_SPEC)
+        spec.update(self.argument_spec)
+        self.ansible = AnsibleModule(
+            argument_spec=spec,
+            mutually_exclusive=[("connection", "config_file")],
+            required_one_of=[("connection", "config_file")],
+            supports_check_mode=True,
+            **self.module_kwargs
+        )
+        self.params = self.ansible.params
+        self.redact = db_connection.Redactor()
+        self.redact.add(self.params.get("connection") and _password_of(self.params["connection"]))
+        self.engine = None
+
+    # ---- to be used by subclasses
+    def run(self):
+        raise NotImplementedError
+
+    def run_phase(self, phase, **plan_args):
+        """Plan (check mode) or apply a phase, and exit with the standard result."""
+        outcome = phases.run(
+            self.engine, phase, check_mode=self.ansible.check_mode,
+            lock_timeout=self.params["lock_timeout"],
+            mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
+            **plan_args)
+        changed = outcome.changed if not self.ansible.check_mode else not outcome.plan.empty
+        result = dict(
+            changed=changed,
+            plan=outcome.plan.as_dict(),
+            revisions_applied=outcome.applied_revisions,
+            data_migrations=outcome.migrated,
+            glance_db=outcome.after,
+        )
+        if self.ansible._diff:
+            result["diff"] = dict(before=_version_text(outcome.before),
+                                  after=_version_text(outcome.after if not self.ansible.check_mode
+                                                      else _planned_after(outcome)))
+        self.exit(result)
+
+    def read_state(self):
+        return db_state.read(self.engine)
+
+    def exit(self, result):
+        self.ansible.exit_json(**result)
+
+    # ---- the frame around run()
+    def __call__(self):
+        if not HAS_LIBRARIES:
+            self.ansible.fail_json(msg=missing_required_lib("SQLAlchemy and Alembic"),
+                                   exception=IMPORT_ERROR)
+        try:
+            url = db_connection.resolve_url(
+                self.params["connection"], self.params["config_file"],
+                self.params["config_dir"], redactor=self.redact)
+            self.engine = db_connection.create_engine(url, self.redact)
+            if not db_state.missing_sqlite_file(url):
+                db_connection.check_connection(self.engine, self.redact)
+            self.run()
+        except db_connection.MissingDriver as exc:
+            self.ansible.fail_json(msg=missing_required_lib(exc.library))
+        except GlanceDbError as exc:
+            self.fail(str(exc))
+        except sa.exc.DBAPIError as exc:
+            self.fail(db_connection.describe_db_error(exc, self.engine.url))
+        except Exception as exc:  # anything else still gets one readable, redacted line
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            self.fail("Unexpected error: %s: %s" % (type(exc).__name__, first_line),
+                      exception=traceback.format_exc())
+        finally:
+            if self.engine is not None:
+                self.engine.dispose()
+
+    def fail(self, msg, **extra):
+        extra = dict((k, self.redact(v)) for k, v in extra.items())
+        self.ansible.fail_json(msg=self.redact(msg), **extra)
+
+
+def _password_of(raw_url):
+    try:
+        return sa.engine.make_url(raw_url).password if sa else None
+    except Exception:
+        return None
+
+
+def _version_text(facts):
+    return ", ".join(facts.get("revisions") or []) or "(empty database)"
+
+
+def _planned_after(outcome):
+    """The version a check-mode run would leave, in the shape of facts['revisions']."""
+    applied = set()
+    for row in outcome.before.get("revisions") or []:
+        applied |= GRAPH.ancestors(row)
+    for revision_id in outcome.plan.revisions + outcome.plan.contract_revisions:
+        applied.add(revision_id)
+    return {"revisions": GRAPH.rows_for(applied)}

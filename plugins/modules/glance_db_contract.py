@@ -1,0 +1,87 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: glance_db_contract
+short_description: Contract a Glance database after every node runs the new release
+version_added: 1.0.0
+description:
+  - The last phase of a zero-downtime upgrade, like C(glance-manage db contract): drops what the previous
+    release needed (old columns, tables and the MySQL triggers).
+  - Refuses before expand (it never applies expand revisions implicitly, unlike Alembic), and while any data
+    migration is pending (run M(openstack_ops.glance.glance_db_migrate) first).
+  - Before dropping a column it verifies that no data would be lost, for example that every image has a
+    visibility before C(is_public) goes, and refuses otherwise.
+  - Refused on PostgreSQL, as by Glance: use M(openstack_ops.glance.glance_db_sync) offline there.
+options:
+  version:
+    description:
+      - The contract revision to stop at. Default V(heads), the newest contract revision.
+    type: str
+    default: heads
+extends_documentation_fragment:
+  - openstack_ops.glance.glance_db
+  - openstack_ops.glance.glance_db.WRITE
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan and writes nothing.
+  diff_mode:
+    support: full
+    description: Returns the database version before and after.
+  idempotent:
+    support: full
+    description: With nothing to do it reports no change and writes nothing.
+author:
+  - openstack_ops contributors
+"""
+
+EXAMPLES = r"""
+- name: Contract once every Glance API node runs the new release
+  openstack_ops.glance.glance_db_contract:
+    config_file: /etc/glance/glance-api.conf
+  run_once: true
+"""
+
+RETURN = r"""
+glance_db:
+  description: The database after the run, in the shape returned by M(openstack_ops.glance.glance_db_facts).
+  returned: always
+  type: dict
+plan:
+  description: What the run does (check mode) or did.
+  returned: always
+  type: dict
+  sample: {"phase": "sync", "revisions": ["liberty", "mitaka01"], "data_migrations": [{"name": "ocata_migrate01_community_images", "rows": 120}]}
+revisions_applied:
+  description: The revisions applied, in order.
+  returned: always
+  type: list
+  elements: str
+data_migrations:
+  description: Rows migrated and rows remaining per data migration that ran.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "ocata_migrate01_community_images", "migrated": 120, "remaining": 0}]
+"""
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+
+
+class GlanceDbContract(GlanceDbModule):
+    argument_spec = dict(version=dict(type="str", default="heads"))
+
+    def run(self):
+        self.run_phase("contract", version=self.params["version"])
+
+
+def main():
+    GlanceDbContract()()
+
+
+if __name__ == "__main__":
+    main()

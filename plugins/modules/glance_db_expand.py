@@ -1,0 +1,88 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: glance_db_expand
+short_description: Expand a Glance database for a rolling upgrade
+version_added: 1.0.0
+description:
+  - The first phase of a zero-downtime upgrade (expand, migrate, contract), like C(glance-manage db expand).
+  - Applies the expand branch up to its head (or O(version)) while Glance nodes of the previous release keep running.
+  - On MySQL/MariaDB, crossing Ocata creates the triggers C(insert_visibility) and C(update_visibility) so that nodes
+    writing C(is_public) and nodes writing C(visibility) can share the images table. Before any change it checks that
+    this user can create them, and refuses naming the fix.
+  - Refused on PostgreSQL, as by Glance: use M(openstack_ops.glance.glance_db_sync) offline there.
+  - Run it once, before the first node starts the new release (C(run_once), or on one host); runs from many hosts at
+    once serialize on the migration lock and the later ones report no change.
+options:
+  version:
+    description:
+      - The expand revision to stop at. Default V(heads), the newest expand revision.
+    type: str
+    default: heads
+extends_documentation_fragment:
+  - openstack_ops.glance.glance_db
+  - openstack_ops.glance.glance_db.WRITE
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan and writes nothing.
+  diff_mode:
+    support: full
+    description: Returns the database version before and after.
+  idempotent:
+    support: full
+    description: With nothing to do it reports no change and writes nothing.
+author:
+  - openstack_ops contributors
+"""
+
+EXAMPLES = r"""
+- name: Expand before the first Glance API node is upgraded
+  openstack_ops.glance.glance_db_expand:
+    config_file: /etc/glance/glance-api.conf
+  run_once: true
+"""
+
+RETURN = r"""
+glance_db:
+  description: The database after the run, in the shape returned by M(openstack_ops.glance.glance_db_facts).
+  returned: always
+  type: dict
+plan:
+  description: What the run does (check mode) or did.
+  returned: always
+  type: dict
+  sample: {"phase": "sync", "revisions": ["liberty", "mitaka01"], "data_migrations": [{"name": "ocata_migrate01_community_images", "rows": 120}]}
+revisions_applied:
+  description: The revisions applied, in order.
+  returned: always
+  type: list
+  elements: str
+data_migrations:
+  description: Rows migrated and rows remaining per data migration that ran.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "ocata_migrate01_community_images", "migrated": 120, "remaining": 0}]
+"""
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+
+
+class GlanceDbExpand(GlanceDbModule):
+    argument_spec = dict(version=dict(type="str", default="heads"))
+
+    def run(self):
+        self.run_phase("expand", version=self.params["version"])
+
+
+def main():
+    GlanceDbExpand()()
+
+
+if __name__ == "__main__":
+    main()

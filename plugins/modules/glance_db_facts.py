@@ -1,0 +1,124 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: glance_db_facts
+short_description: Report the version and upgrade state of a Glance database
+version_added: 1.0.0
+description:
+  - Reads the Glance database and reports its revisions, the current and target head of the expand and contract
+    branches, pending data migrations with their rows, and the next step of a rolling upgrade.
+  - Never writes, not even to rewrite legacy C(alembic_version) rows as C(glance-manage) does.
+  - Works ad hoc, for example C(ansible dbhost -m openstack_ops.glance.glance_db_facts -a config_file=/etc/glance/glance-api.conf).
+extends_documentation_fragment:
+  - openstack_ops.glance.glance_db
+attributes:
+  check_mode:
+    support: full
+    description: Reads only, in check mode or not.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+author:
+  - openstack_ops contributors
+"""
+
+EXAMPLES = r"""
+- name: Read the Glance database state
+  openstack_ops.glance.glance_db_facts:
+    config_file: /etc/glance/glance-api.conf
+  register: glance
+
+- name: Stop when the database needs more than this play does
+  ansible.builtin.assert:
+    that: glance.glance_db.next_step in ['none', 'expand']
+"""
+
+RETURN = r"""
+glance_db:
+  description: The state of the Glance database.
+  returned: always
+  type: dict
+  contains:
+    revisions:
+      description: The rows of C(alembic_version) as C(glance-manage db version) prints them (legacy rows read as Glance reads them).
+      type: list
+      elements: str
+      sample: ["2024_1_contract01"]
+    alembic_version_rows:
+      description: The rows exactly as stored.
+      type: list
+      elements: str
+    expand:
+      description: Current revision (V(null) when none) and target head of the expand branch, and whether it is at the head.
+      type: dict
+      sample: {"current": "2024_1_expand01", "head": "2024_1_expand01", "at_head": true}
+    contract:
+      description: The same for the contract branch.
+      type: dict
+    pending_data_migrations:
+      description: Data migrations with rows still to move, while their release is between expand and contract.
+      type: list
+      elements: dict
+      sample: [{"name": "ocata_migrate01_community_images", "rows": 1200}]
+    next_step:
+      description:
+        - V(none), V(expand), V(migrate) or V(contract), as C(glance-manage db check) would answer (exit 0, 3, 4, 5);
+          V(unknown) when the database is at a revision this collection does not know, or is not a Glance database.
+      type: str
+    check_exit_code:
+      description: The exit code C(glance-manage db check) would give.
+      type: int
+    up_to_date:
+      description: True when the contract branch is at its head.
+      type: bool
+    known:
+      description: False when the database holds revisions this collection does not know, or is not a Glance database.
+      type: bool
+    unknown_revisions:
+      description: Rows of C(alembic_version) this collection does not know.
+      type: list
+      elements: str
+    empty:
+      description: True when the database has no tables.
+      type: bool
+    legacy_migrate_version:
+      description: The sqlalchemy-migrate version of older Glance, when present.
+      type: int
+    engine:
+      description: V(mysql), V(postgresql) or V(sqlite).
+      type: str
+    server_version:
+      description: The database server version.
+      type: str
+    database:
+      description: The database name (the file path for SQLite).
+      type: str
+    triggers:
+      description:
+        - On MySQL/MariaDB, whether this user can create the triggers an online expand needs
+          (V(binary_logging), V(log_bin_trust_function_creators), V(trigger_privilege), V(super_privilege), V(can_create)).
+          V(null) on other engines.
+      type: dict
+"""
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+
+
+class GlanceDbFacts(GlanceDbModule):
+    writes = False
+
+    def run(self):
+        self.exit(dict(changed=False, glance_db=self.read_state().as_facts()))
+
+
+def main():
+    GlanceDbFacts()()
+
+
+if __name__ == "__main__":
+    main()
