@@ -141,7 +141,18 @@ def create_engine(url, redactor):
     engine = sa.create_engine(url, connect_args=args, pool_pre_ping=False)
     if url.get_backend_name() == "sqlite":
         _sqlite_transactional_ddl(engine)
+    elif url.get_backend_name() == "mysql":
+        _mysql_session_like_glance(engine)
     return engine
+
+
+def _mysql_session_like_glance(engine):
+    """oslo.db runs Glance's MySQL sessions in TRADITIONAL (strict) mode; triggers
+    record the mode they were created in, so ours match Glance's."""
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, connection_record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = 'TRADITIONAL'")
 
 
 def _sqlite_transactional_ddl(engine):

@@ -1,0 +1,121 @@
+"""Real databases for the tests: a fresh, uniquely named one per test.
+
+MariaDB at 127.0.0.1:3306 (root) and PostgreSQL at 127.0.0.1:5432 (postgres)
+are the servers of this machine and of CI. In CI an unreachable server fails
+the run loudly; locally the tests that need it are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
+    connection as db_connection,
+)
+
+SERVERS = {
+    "mysql": os.environ.get("GLANCE_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306"),
+    "postgresql": os.environ.get("GLANCE_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432"),
+}
+ENGINES = ("sqlite", "mysql", "postgresql")
+_reachable = {}
+
+
+def server_admin_url(engine_name):
+    base = SERVERS[engine_name]
+    return base + ("/mysql" if engine_name == "mysql" else "/postgres")
+
+
+def _check_server(engine_name):
+    if engine_name not in _reachable:
+        try:
+            admin = sa.create_engine(server_admin_url(engine_name), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            admin.dispose()
+            _reachable[engine_name] = None
+        except Exception as exc:  # report why, below
+            _reachable[engine_name] = "%s at %s is unreachable: %s" % (
+                engine_name, SERVERS[engine_name], str(exc).splitlines()[0])
+    reason = _reachable[engine_name]
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (CI requires every database server)", pytrace=False)
+        pytest.skip(reason)
+
+
+class TestDatabase(object):
+    """One throwaway database: its URL, an engine for assertions, and cleanup."""
+
+    __test__ = False
+
+    def __init__(self, engine_name, tmp_path):
+        self.engine_name = engine_name
+        self.name = "glance_t_%s" % uuid.uuid4().hex[:12]
+        if engine_name == "sqlite":
+            self.url = "sqlite:///%s" % (tmp_path / (self.name + ".sqlite"))
+        else:
+            _check_server(engine_name)
+            self._admin("CREATE DATABASE %s" % self.name)
+            self.url = "%s/%s" % (SERVERS[engine_name], self.name)
+        redactor = db_connection.Redactor()
+        self.engine = db_connection.create_engine(
+            db_connection.resolve_url(self.url, redactor=redactor), redactor)
+
+    def _admin(self, statement):
+        admin = sa.create_engine(server_admin_url(self.engine_name), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(statement)
+        finally:
+            admin.dispose()
+
+    def scalar(self, sql, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+
+    def execute(self, sql, **params):
+        with self.engine.begin() as conn:
+            return conn.execute(sa.text(sql), params)
+
+    def rows(self, sql, **params):
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+
+    def drop(self):
+        self.engine.dispose()
+        if self.engine_name == "mysql":
+            self._admin("DROP DATABASE IF EXISTS %s" % self.name)
+        elif self.engine_name == "postgresql":
+            self._admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.name)
+
+
+@pytest.fixture
+def make_database(tmp_path):
+    """Factory: make_database('mysql') -> TestDatabase, dropped after the test."""
+    made = []
+
+    def make(engine_name):
+        db = TestDatabase(engine_name, tmp_path)
+        made.append(db)
+        return db
+
+    yield make
+    for db in made:
+        db.drop()
+
+
+@pytest.fixture(params=ENGINES)
+def database(request, make_database):
+    """A fresh database on each engine in turn."""
+    return make_database(request.param)
+
+
+@pytest.fixture(params=("sqlite", "mysql"))
+def online_database(request, make_database):
+    """A fresh database on each engine that supports rolling upgrades."""
+    return make_database(request.param)
