@@ -70,6 +70,8 @@ class GlanceDbModule(object):
             lock_timeout=self.params["lock_timeout"],
             mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
             **plan_args)
+        for warning in outcome.warnings:
+            self.ansible.warn(self.redact(warning))
         changed = outcome.changed if not self.ansible.check_mode else not outcome.plan.empty
         result = dict(
             changed=changed,

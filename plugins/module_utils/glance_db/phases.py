@@ -42,8 +42,9 @@ class Plan(object):
 
 
 class Outcome(object):
-    def __init__(self, plan, before, after, applied_revisions, migrated):
+    def __init__(self, plan, before, after, applied_revisions, migrated, warnings=()):
         self.plan = plan
+        self.warnings = list(warnings)
         self.before = before
         self.after = after
         self.applied_revisions = applied_revisions
@@ -238,7 +239,7 @@ def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_r
     after_state = db_state.read(engine)
     for item in migrated:
         item["remaining"] = after_state.pending.get(item["name"], 0)
-    return Outcome(plan, before, after_state.as_facts(), done, migrated)
+    return Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings)
 
 
 DEFAULT_BATCH_SIZE = 5000

@@ -13,6 +13,7 @@ import time
 from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
 from .graph import GRAPH
+from .mysql_online import OnlineDDL
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"
@@ -43,11 +44,13 @@ def write_version_rows(conn, rows):
 class Runner(object):
     """Writes to one database; the caller holds the migration lock."""
 
-    def __init__(self, engine, online=False, mysql_lock_wait_timeout=None, progress=None):
+    def __init__(self, engine, online=False, mysql_lock_wait_timeout=None, warn=None):
         self.engine = engine
         self.online = online
         self.mysql_lock_wait_timeout = mysql_lock_wait_timeout
-        self.progress = progress or (lambda event: None)
+        self.warnings = []
+        self.timings = []  # (revision, seconds)
+        self.online_ddl = OnlineDDL(warn or self.warnings.append)
 
     def _begin(self):
         conn = self.engine.connect()
@@ -70,10 +73,12 @@ class Runner(object):
                         "Contract refused before %s: %s. Run glance_db_migrate first; "
                         "nothing was changed by this revision." % (revision_id, problem))
                 context = MigrationContext.configure(conn, opts={ONLINE_OPTION: self.online})
+                if conn.dialect.name == "mysql":
+                    self.online_ddl.install(context)
                 with Operations.context(context):
                     revision.script.upgrade()
                 write_version_rows(conn, GRAPH.rows_for(after))
-        self.progress({"revision": revision_id, "seconds": round(time.monotonic() - started, 3)})
+        self.timings.append((revision_id, round(time.monotonic() - started, 3)))
         return after
 
     def run_data_migration(self, migration, batch_size, max_rows=None):
