@@ -1,0 +1,73 @@
+"""Many migrators at once: exactly one does the work, the others find nothing to do.
+A migrator killed part-way leaves a database the next run finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
+from parity import differences
+from seed import seed_pre_ocata, visibilities
+
+RUN_PHASE = str(Path(__file__).resolve().parent / "run_phase.py")
+RACERS = 3
+
+
+def _race(url, phase, args=None):
+    start_at = time.time() + 1.5  # every process connected and waiting by then
+    procs = [subprocess.Popen([sys.executable, RUN_PHASE, url, phase, json.dumps(args or {}),
+                               str(start_at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(RACERS)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+@pytest.mark.parametrize("phase_sequence", [("sync",), ("expand", "migrate", "contract")],
+                         ids=["sync", "expand-migrate-contract"])
+def test_simultaneous_runs_serialize(online_database, phase_sequence):
+    db = online_database
+    phases.run(db.engine, "sync", version="mitaka02")
+    expected = seed_pre_ocata(db, count=200)
+    for phase in phase_sequence:
+        results = _race(db.url, phase, {"batch_size": 10} if phase in ("migrate", "sync") else None)
+        assert [r["error"] for r in results] == [None] * RACERS, results
+        assert sorted(r["changed"] for r in results) == [False] * (RACERS - 1) + [True], results
+    assert visibilities(db) == expected
+    assert differences(db.engine, db.engine_name, "2024_1_contract01") == ""
+
+
+def test_killed_migrate_resumes(online_database):
+    db = online_database
+    phases.run(db.engine, "sync", version="mitaka02")
+    expected = seed_pre_ocata(db, count=20000)
+    phases.run(db.engine, "expand")
+
+    proc = subprocess.Popen([sys.executable, RUN_PHASE, db.url, "migrate", json.dumps({"batch_size": 20})],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        done = db.scalar("SELECT COUNT(*) FROM images WHERE visibility IS NOT NULL")
+        if done >= 2000:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = db.scalar("SELECT COUNT(*) FROM images WHERE visibility IS NOT NULL")
+    assert 0 < done < 20000, "the kill should land part-way (%d rows done)" % done
+
+    resumed = phases.run(db.engine, "migrate")
+    assert resumed.migrated[0]["remaining"] == 0
+    phases.run(db.engine, "contract")
+    assert visibilities(db) == expected
