@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ module: glance_db_contract
 short_description: Contract a Glance database after every node runs the new release
 version_added: 1.0.0
 description:
-  - The last phase of a zero-downtime upgrade, like C(glance-manage db contract): drops what the previous
+  - The last phase of a zero-downtime upgrade, like C(glance-manage db contract). It drops what the previous
     release needed (old columns, tables and the MySQL triggers).
   - Refuses before expand (it never applies expand revisions implicitly, unlike Alembic), and while any data
     migration is pending (run M(openstack_ops.glance.glance_db_migrate) first).
   - Before dropping a column it verifies that no data would be lost, for example that every image has a
     visibility before C(is_public) goes, and refuses otherwise.
-  - Refused on PostgreSQL, as by Glance: use M(openstack_ops.glance.glance_db_sync) offline there.
+  - Refused on PostgreSQL, as by Glance; use M(openstack_ops.glance.glance_db_sync) offline there.
 options:
   version:
     description:
@@ -36,7 +36,7 @@ attributes:
     support: full
     description: With nothing to do it reports no change and writes nothing.
 author:
-  - openstack_ops contributors
+  - openstack_ops maintainers (@openstack-ops)
 """
 
 EXAMPLES = r"""

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ description:
   - On MySQL/MariaDB, crossing Ocata creates the triggers C(insert_visibility) and C(update_visibility) so that nodes
     writing C(is_public) and nodes writing C(visibility) can share the images table. Before any change it checks that
     this user can create them, and refuses naming the fix.
-  - Refused on PostgreSQL, as by Glance: use M(openstack_ops.glance.glance_db_sync) offline there.
+  - Refused on PostgreSQL, as by Glance; use M(openstack_ops.glance.glance_db_sync) offline there.
   - Run it once, before the first node starts the new release (C(run_once), or on one host); runs from many hosts at
     once serialize on the migration lock and the later ones report no change.
 options:
@@ -37,7 +37,7 @@ attributes:
     support: full
     description: With nothing to do it reports no change and writes nothing.
 author:
-  - openstack_ops contributors
+  - openstack_ops maintainers (@openstack-ops)
 """
 
 EXAMPLES = r"""

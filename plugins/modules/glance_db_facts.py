@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ attributes:
     description: Reads only, in check mode or not.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
   idempotent:
     support: full
+    description: Reads only.
 author:
-  - openstack_ops contributors
+  - openstack_ops maintainers (@openstack-ops)
 """
 
 EXAMPLES = r"""

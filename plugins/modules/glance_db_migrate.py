@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ description:
     not only the newest release's.
   - Works in key-ordered batches, each its own short transaction, so application writes keep flowing; an interrupted
     run resumes where it stopped.
-  - Refuses before expand. Refused on PostgreSQL, as by Glance: use M(openstack_ops.glance.glance_db_sync) offline there.
+  - Refuses before expand. Refused on PostgreSQL, as by Glance; use M(openstack_ops.glance.glance_db_sync) offline there.
 options:
   batch_size:
     description:
@@ -39,7 +39,7 @@ attributes:
     support: full
     description: With nothing to do it reports no change and writes nothing.
 author:
-  - openstack_ops contributors
+  - openstack_ops maintainers (@openstack-ops)
 """
 
 EXAMPLES = r"""

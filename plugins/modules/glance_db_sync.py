@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Apache License, Version 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ version_added: 1.0.0
 description:
   - Brings an empty Glance database, or one at any known revision, to the newest schema (or to O(version)),
     like C(glance-manage db sync) but with every data migration of every release on the way.
-  - Offline: run it while no Glance API node writes to the database. No MySQL triggers are created.
+  - Offline, so run it while no Glance API node writes to the database. No MySQL triggers are created.
   - A database under the legacy sqlalchemy-migrate control of older Glance (C(migrate_version) 42 to 45)
     is placed under Alembic control and upgraded.
   - Refuses a downgrade, an unknown revision, and a database at a revision this collection does not know.
@@ -36,7 +36,7 @@ attributes:
     support: full
     description: A database already at the target reports no change and is not written to.
 author:
-  - openstack_ops contributors
+  - openstack_ops maintainers (@openstack-ops)
 """
 
 EXAMPLES = r"""

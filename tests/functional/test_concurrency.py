@@ -25,7 +25,7 @@ def _race(url, phase, args=None):
     start_at = time.time() + 1.5  # every process connected and waiting by then
     procs = [subprocess.Popen([sys.executable, RUN_PHASE, url, phase, json.dumps(args or {}),
                                str(start_at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(RACERS)]
+             for racer in range(RACERS)]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)

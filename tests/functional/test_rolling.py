@@ -10,7 +10,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.err
     PhaseOrderError, UnsupportedEngine,
 )
 from parity import differences, schema_dump
-from seed import IMAGE_INSERT, image_id, location_metadata, seed_pre_ocata, visibilities
+from seed import location_metadata, seed_pre_ocata, visibilities
 
 NEW_IMAGE = ("INSERT INTO images (id, status, created_at, deleted, min_disk, min_ram, protected{cols}) "
              "VALUES (:id, 'active', CURRENT_TIMESTAMP, :f, 0, 0, :f{vals})")
@@ -106,7 +106,7 @@ def test_sync_runs_every_data_migration(pre_ocata):
 
 
 def test_phases_out_of_order_are_refused_and_change_nothing(pre_ocata):
-    db, _ = pre_ocata
+    db = pre_ocata[0]
     before = schema_dump.dump(db.engine)
     with pytest.raises(PhaseOrderError, match="Run glance_db_expand first"):
         phases.run(db.engine, "migrate")
@@ -123,7 +123,7 @@ def test_phases_out_of_order_are_refused_and_change_nothing(pre_ocata):
 
 
 def test_nothing_to_do_writes_nothing(pre_ocata):
-    db, _ = pre_ocata
+    db = pre_ocata[0]
     for phase in ("expand", "migrate", "contract"):
         phases.run(db.engine, phase)
     before = schema_dump.dump(db.engine)
@@ -134,7 +134,7 @@ def test_nothing_to_do_writes_nothing(pre_ocata):
 
 
 def test_check_mode_plans_rows_and_writes_nothing(pre_ocata):
-    db, _ = pre_ocata
+    db = pre_ocata[0]
     before = schema_dump.dump(db.engine)
     plan = phases.run(db.engine, "sync", check_mode=True).plan.as_dict()
     assert len(plan["revisions"]) == 26

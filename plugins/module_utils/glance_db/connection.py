@@ -100,7 +100,7 @@ def resolve_url(connection=None, config_file=None, config_dir=None, redactor=Non
 
 
 def _with_available_driver(url):
-    backend, _, driver = url.drivername.partition("+")
+    backend, driver = (url.drivername.split("+", 1) + [""])[:2]
     choices = _DRIVER_CHOICES.get(backend)
     if choices is None:
         raise ConfigurationError(

@@ -22,6 +22,8 @@ else:
     IMPORT_ERROR = None
     HAS_LIBRARIES = True
 
+__all__ = ["sa", "op", "MigrationContext", "Operations", "HAS_LIBRARIES", "IMPORT_ERROR"]
+
 # The driver each dialect uses, with the library to name when it is missing.
 DRIVERS = {
     "mysql": ("pymysql", "PyMySQL"),

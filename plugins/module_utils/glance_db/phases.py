@@ -31,7 +31,11 @@ class Plan(object):
     @property
     def empty(self):
         return not (self.revisions or self.contract_revisions or
-                    any(rows for _, rows in self.data_migrations))
+                    any(rows for migration, rows in self.data_migrations))
+
+    @property
+    def migration_modules(self):
+        return [migration for migration, rows in self.data_migrations]
 
     def as_dict(self):
         return {
@@ -129,7 +133,7 @@ def plan_sync(state, version=None):
     if version is None or version in HEADS:
         target, explicit = GRAPH.ancestors(GRAPH.heads[EXPAND]) | GRAPH.ancestors(GRAPH.heads[CONTRACT]), False
     else:
-        _, target, explicit = _target(version, None)
+        target, explicit = GRAPH.ancestors(GRAPH.get(version).id), True
     if target <= state.applied:
         if explicit:
             _refuse_downgrade(state, target, version, (None, EXPAND, CONTRACT))
@@ -230,7 +234,7 @@ def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_r
             applied = runner.apply_revision(revision_id, applied)
             done.append(revision_id)
         migrated = []
-        for migration, _rows in plan.data_migrations:
+        for migration in plan.migration_modules:
             count = runner.run_data_migration(migration, batch_size or DEFAULT_BATCH_SIZE, max_rows)
             migrated.append({"name": migration.name, "migrated": count})
         for revision_id in plan.contract_revisions:
