@@ -189,6 +189,10 @@ def describe_db_error(exc, url):
     elif code in (2003, 2005) or "could not connect" in text.lower() or "connection refused" in text.lower() \
             or "failed to resolve" in text.lower() or "name or service not known" in text.lower():
         hint = "check that the server is running and reachable from this host"
+    elif code in (1142, 1044) or "permission denied" in text.lower() or "readonly database" in text.lower() \
+            or "read-only" in text.lower():
+        hint = ("this database user may read but not change the schema: grant it all privileges "
+                "on the Glance database, or use the user glance-manage uses")
     elif "unable to open database file" in text:
         hint = "check that the SQLite file's directory exists and is writable"
     else:
