@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""Keep the application running while MySQL/MariaDB changes the schema.
+"""Keep the application running while MySQL/MariaDB changes the schema, and
+finish revisions a killed run left half-done.
 
 Every ALTER TABLE, CREATE INDEX and DROP INDEX asks for LOCK=NONE, so writes go on
 while it runs (the server picks INSTANT or INPLACE); where the server cannot honour
@@ -18,6 +19,17 @@ from .deps import sa
 LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT: gave up waiting for a metadata lock
 DEADLOCK = 1213
 LOCK_NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
+# What a statement reports when a killed run already did it: MySQL commits each DDL
+# statement on its own, so a revision can stop between two of them. Only
+# revisions that alembic_version says are not applied run, so these mean "done".
+ALREADY_DONE = {
+    1050: "table exists",
+    1051: "table already dropped",
+    1060: "column exists",
+    1061: "index exists",
+    1091: "column or index already dropped",
+    1359: "trigger exists",
+}
 RETRIES = 6
 FIRST_BACKOFF_SECONDS = 0.5
 
@@ -49,6 +61,7 @@ class OnlineDDL(object):
         self.warn = warn
         self.sleep = sleep
         self.retries = 0
+        self.resumed = []  # statements found already done by an interrupted run
 
     def install(self, context):
         impl = context.impl
@@ -61,16 +74,23 @@ class OnlineDDL(object):
             if isinstance(construct, sa.schema.ExecutableDDLElement):
                 sql = str(construct.compile(dialect=context.dialect))
                 online = _online_form(sql)
-            if online is None:
-                return self._with_retry(lambda: original(construct, *args, **kwargs))
             try:
-                return self._with_retry(lambda: impl.connection.exec_driver_sql(online))
-            except sa.exc.OperationalError as exc:
-                if _error_code(exc) not in LOCK_NOT_SUPPORTED:
+                if online is None:
+                    return self._with_retry(lambda: original(construct, *args, **kwargs))
+                try:
+                    return self._with_retry(lambda: impl.connection.exec_driver_sql(online))
+                except sa.exc.OperationalError as exc:
+                    if _error_code(exc) not in LOCK_NOT_SUPPORTED:
+                        raise
+                    self.warn("MySQL cannot run this change without blocking writes; it runs "
+                              "with the table locked: %s" % sql.strip().splitlines()[0])
+                    return self._with_retry(lambda: impl.connection.exec_driver_sql(sql))
+            except sa.exc.DBAPIError as exc:
+                if _error_code(exc) not in ALREADY_DONE:
                     raise
-                self.warn("MySQL cannot run this change without blocking writes; it runs "
-                          "with the table locked: %s" % sql.strip().splitlines()[0])
-                return self._with_retry(lambda: impl.connection.exec_driver_sql(sql))
+                self.resumed.append("%s (%s)" % (
+                    str(construct).strip().splitlines()[0], ALREADY_DONE[_error_code(exc)]))
+                return None
 
         impl._exec = execute
 

@@ -82,6 +82,10 @@ class Runner(object):
                     warnings.filterwarnings("ignore", "Unnamed CHECK constraint")
                     revision.script.upgrade()
                 write_version_rows(conn, GRAPH.rows_for(after))
+        if self.online_ddl.resumed:
+            self.warnings.append("%s had been partly applied by an interrupted run; finished it "
+                                 "(already done: %s)." % (revision_id, "; ".join(self.online_ddl.resumed)))
+            del self.online_ddl.resumed[:]
         self.timings.append((revision_id, round(time.monotonic() - started, 3)))
         return after
 

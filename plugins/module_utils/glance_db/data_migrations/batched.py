@@ -11,18 +11,19 @@ from ..deps import sa
 
 
 class BatchedUpdate(object):
-    """One UPDATE applied to the rows a selection names, a batch of keys at a time.
+    """``UPDATE table SET column = value WHERE where``, a batch of keys at a time.
 
-    ``select_keys`` selects the key column ``k`` of rows still to migrate, with
-    ``:after`` and ``:limit`` placeholders; ``update`` changes the rows whose key is
-    in ``:keys``; ``count`` counts the rows still to migrate.
+    ``pg_type`` names the PostgreSQL type ``value`` must be cast to (an enum
+    column takes no text expression there).
     """
 
-    def __init__(self, table, key, where, update_set):
+    def __init__(self, table, key, where, column, value, pg_type=None):
         self.table = table
         self.key = key
         self.where = where
-        self.update_set = update_set
+        self.column = column
+        self.value = value
+        self.pg_type = pg_type
 
     def count(self, connection):
         return connection.execute(sa.text(
@@ -41,8 +42,11 @@ class BatchedUpdate(object):
     def apply(self, connection, keys):
         """Migrate the rows with these keys; the WHERE is repeated so a row
         migrated meanwhile (by another run or the application) is left alone."""
+        value = self.value
+        if self.pg_type and connection.dialect.name == "postgresql":
+            value = "CAST((%s) AS %s)" % (value, self.pg_type)
         statement = sa.text(
-            "UPDATE %s SET %s WHERE %s IN :keys AND (%s)"
-            % (self.table, self.update_set, self.key, self.where)
+            "UPDATE %s SET %s = %s WHERE %s IN :keys AND (%s)"
+            % (self.table, self.column, value, self.key, self.where)
         ).bindparams(sa.bindparam("keys", expanding=True))
         return connection.execute(statement, {"keys": list(keys)}).rowcount

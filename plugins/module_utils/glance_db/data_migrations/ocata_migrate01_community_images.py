@@ -24,12 +24,15 @@ STEPS = (
     BatchedUpdate(
         table="images", key="id",
         where="visibility IS NULL",
-        update_set=("visibility = CASE WHEN is_public THEN 'public' "
-                    "WHEN %s THEN 'shared' ELSE 'private' END" % _HAS_MEMBERS),
+        column="visibility",
+        value=("CASE WHEN is_public THEN 'public' "
+               "WHEN %s THEN 'shared' ELSE 'private' END" % _HAS_MEMBERS),
+        pg_type="image_visibility",
     ),
     BatchedUpdate(
         table="images", key="id",
         where="visibility = 'private' AND %s" % _HAS_MEMBERS,
-        update_set="visibility = 'shared'",
+        column="visibility",
+        value="'shared'",
     ),
 )

@@ -16,6 +16,7 @@ STEPS = (
     BatchedUpdate(
         table="image_locations", key="id",
         where="meta_data LIKE '%\"backend\":%'",
-        update_set="meta_data = REPLACE(meta_data, '\"backend\":', '\"store\":')",
+        column="meta_data",
+        value="REPLACE(meta_data, '\"backend\":', '\"store\":')",
     ),
 )
