@@ -216,7 +216,7 @@ PLANNERS = {"sync": plan_sync, "expand": plan_expand, "migrate": plan_migrate,
 
 # ---- applying
 def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_rows=None,
-        mysql_lock_wait_timeout=None, **plan_args):
+        mysql_lock_wait_timeout=10, **plan_args):
     """Plan the phase; unless in check mode, apply it under the migration lock."""
     before_state = db_state.read(engine)
     plan = PLANNERS[phase](before_state, **plan_args)

@@ -58,6 +58,7 @@ class Runner(object):
         if conn.dialect.name == "mysql" and self.mysql_lock_wait_timeout:
             # Bound how long DDL may queue application queries behind a metadata lock.
             conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d" % self.mysql_lock_wait_timeout)
+            conn.commit()  # end the transaction the SET began; the caller begins its own
         return conn
 
     def apply_revision(self, revision_id, applied):
