@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, state
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import (
-    PhaseOrderError, UnsupportedEngine,
+    DataLossRefused, PhaseOrderError, UnsupportedEngine,
 )
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.runner import Runner
 from parity import differences, schema_dump
 from seed import location_metadata, seed_pre_ocata, visibilities
 
@@ -163,3 +164,19 @@ def test_online_phases_refuse_postgresql(make_database):
     for phase in ("expand", "migrate", "contract"):
         with pytest.raises(UnsupportedEngine, match="glance_db_sync"):
             phases.run(db.engine, phase)
+
+
+def test_contract_verifies_no_visibility_would_be_lost(make_database):
+    """Even past the planning guard (a row written between plan and apply),
+    ocata_contract01 refuses to drop is_public while an image has no visibility."""
+    db = make_database("sqlite")
+    phases.run(db.engine, "sync", version="mitaka02")
+    seed_pre_ocata(db)
+    phases.run(db.engine, "expand")
+    phases.run(db.engine, "migrate")
+    # A release N-1 node without triggers (SQLite) writes only is_public.
+    _insert(db, "late-old-write", is_public=True)
+    applied = state.read(db.engine).applied
+    with pytest.raises(DataLossRefused, match="1 image\\(s\\) have no visibility yet"):
+        Runner(db.engine).apply_revision("ocata_contract01", applied)
+    assert "is_public" in {c["name"] for c in sa.inspect(db.engine).get_columns("images")}
