@@ -73,7 +73,9 @@ glance_db:
           V(unknown) when the database is at a revision this collection does not know, or is not a Glance database.
       type: str
     check_exit_code:
-      description: The exit code C(glance-manage db check) would give.
+      description:
+        - The exit code C(glance-manage db check) would give for this state (0, 3, 4 or 5); on PostgreSQL real Glance
+          refuses C(db check) itself (exit 1), but the state is reported the same way.
       type: int
     up_to_date:
       description: True when the contract branch is at its head.
