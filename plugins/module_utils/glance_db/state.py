@@ -99,7 +99,7 @@ class DatabaseState(object):
             "expand": self._branch_facts(EXPAND),
             "contract": self._branch_facts(CONTRACT),
             "pending_data_migrations": [
-                {"name": name, "rows": rows} for name, rows in sorted(self.pending.items())],
+                {"name": name, "rows": rows} for name, rows in sorted(self.pending.items()) if rows],
             "triggers": self.mysql,
         }
         if known:
