@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
 from parity import differences
@@ -69,5 +70,42 @@ def test_killed_migrate_resumes(online_database):
 
     resumed = phases.run(db.engine, "migrate")
     assert resumed.migrated[0]["remaining"] == 0
+    phases.run(db.engine, "contract")
+    assert visibilities(db) == expected
+
+
+def test_role_expand_from_several_hosts_at_once(online_database, tmp_path):
+    """Operators in several terminals (or plays) run the role's expand entry
+    point together: the database is expanded and migrated exactly once."""
+    db = online_database
+    phases.run(db.engine, "sync", version="mitaka02")
+    expected = seed_pre_ocata(db, count=200)
+    playbook = tmp_path / "expand.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [
+            {"name": "Expand and migrate", "ansible.builtin.include_role": {
+                "name": "openstack_ops.glance.glance_db", "tasks_from": "expand"}},
+            {"name": "Write what this run changed", "ansible.builtin.copy": {
+                "dest": "{{ out }}", "mode": "0600",
+                "content": "{{ {'expand': glance_db_expand_result.changed,"
+                           " 'migrate': glance_db_migrate_result.changed} | to_json }}"}},
+        ]}]))
+    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    procs = []
+    for host in range(RACERS):  # started together, as a play's hosts would be
+        out = tmp_path / ("host%d.json" % host)
+        procs.append((out, subprocess.Popen(
+            [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook),
+             "-e", json.dumps({"glance_db_connection": db.url, "out": str(out),
+                               "glance_db_migrate_batch_size": 10})],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)))
+    results = []
+    for out, proc in procs:
+        log = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, log[-3000:]
+        results.append(json.loads(out.read_text()))
+    assert sorted(r["expand"] for r in results) == [False] * (RACERS - 1) + [True], results
+    assert sorted(r["migrate"] for r in results) == [False] * (RACERS - 1) + [True], results
     phases.run(db.engine, "contract")
     assert visibilities(db) == expected
