@@ -142,17 +142,21 @@ def _table_facts(url):
     return facts
 
 
+def _overlaps(op, start, end):
+    return op[0] < end and op[0] + op[1] > start
+
+
 def _latency_by_phase(ops, marks):
-    """Latency figures per phase (by each operation's start), and for the time in between."""
+    """Latency figures per phase (every write that overlapped it, so one queued behind
+    a lock taken during the phase counts), and for the time in between."""
     figures = {}
     for phase in PHASES:
         if phase not in marks:
             continue
-        start, end = marks[phase]
-        inside = [o for o in ops if start <= o[0] < end]
+        inside = [o for o in ops if _overlaps(o, *marks[phase])]
         figures[phase] = dict(common.percentiles([o[1] for o in inside if o[4]]),
                               failed_writes=sum(1 for o in inside if not o[4]))
-    outside = [o for o in ops if not any(s <= o[0] < e for s, e in marks.values())]
+    outside = [o for o in ops if not any(_overlaps(o, s, e) for s, e in marks.values())]
     figures["between_phases"] = dict(common.percentiles([o[1] for o in outside if o[4]]),
                                      failed_writes=sum(1 for o in outside if not o[4]))
     return figures
