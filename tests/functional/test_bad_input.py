@@ -145,6 +145,12 @@ def _cases(made, users, files):
          {"connection": _mysql_url(my, users["mitaka"], PASSWORD), "config_file": str(files["not_ini"])}, {},
          "mutually exclusive"),
         ("neither connection nor config_file", "facts", {}, {}, "one of the following is required"),
+        ("backup to a missing directory", "backup",
+         {"connection": _mysql_url(my, users["mitaka"], PASSWORD), "dest_dir": "/nonexistent/glance_backups"},
+         {}, "does not exist. Create it"),
+        ("backup with no dump tool", "backup",
+         {"connection": _mysql_url(my, users["mitaka"], PASSWORD), "dest_dir": str(files["not_ini"].parent),
+          "mysqldump": "/nonexistent/mysqldump"}, {}, "Cannot run /nonexistent/mysqldump"),
     ]
 
 

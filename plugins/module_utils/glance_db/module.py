@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""GlanceDbModule: what the five modules share.
+"""GlanceDbModule: what the modules share.
 
 The connection options, the missing-library check, check and diff handling, and
 the mapping of every error to one readable, password-free ``msg``. A module
