@@ -115,6 +115,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 class GlanceDbFacts(GlanceDbModule):
     writes = False
+    reads_directly = True
 
     def run(self):
         self.exit(dict(changed=False, glance_db=self.read_state().as_facts()))

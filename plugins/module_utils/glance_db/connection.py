@@ -11,9 +11,10 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
+from urllib.request import pathname2url
 
-from .deps import DRIVERS, driver_available, sa
+from .deps import DRIVERS, driver, driver_available, sa
 from .errors import ConfigurationError, ConnectionFailed, GlanceDbError
 
 # Drivers we can run, tried in order, for each URL scheme an operator may write.
@@ -83,9 +84,14 @@ def _reason(exc):
     return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
 
 
+def raw_url(connection=None, config_file=None, config_dir=None):
+    """The database URL as written, from the option or the config files."""
+    return connection if connection else read_config_files(config_file, config_dir)
+
+
 def resolve_url(connection=None, config_file=None, config_dir=None, redactor=None):
     """Parse the database URL (from the option or the config files) into a sa URL."""
-    raw = connection if connection else read_config_files(config_file, config_dir)
+    raw = raw_url(connection, config_file, config_dir)
     try:
         url = sa.engine.make_url(raw)
     except Exception:
@@ -198,3 +204,76 @@ def describe_db_error(exc, url):
     else:
         hint = "see the database error above"
     return "Cannot use the database at %s: %s (%s)." % (where, text, hint)
+
+
+# ---- plain URLs, opened with the driver alone (reads of glance_db_facts)
+_PASSWORD = re.compile(r"^[\w+]+://[^:/@]*:([^@]*)@")
+_PLAIN_URL = re.compile(
+    r"^(?P<backend>mysql|mariadb|postgresql|postgres|sqlite)(?:\+\w+)?://"
+    r"(?:(?P<username>[^:/@]*)(?::(?P<password>[^@]*))?@)?"
+    r"(?P<host>[^/:?@]*)(?::(?P<port>\d+))?/(?P<database>[^?]*)$")
+_BACKENDS = {"mariadb": "mysql", "postgres": "postgresql"}
+
+
+def password_of(raw):
+    """The password written in a database URL, decoded, or None."""
+    match = _PASSWORD.match((raw or "").strip())
+    return unquote(match.group(1)) if match else None
+
+
+class PlainUrl(object):
+    """A database URL without query options, parsed without SQLAlchemy."""
+
+    def __init__(self, match):
+        self.backend = _BACKENDS.get(match.group("backend"), match.group("backend"))
+        self.username = unquote(match.group("username")) if match.group("username") else None
+        self.password = unquote(match.group("password")) if match.group("password") else None
+        self.host = match.group("host") or None
+        self.port = int(match.group("port")) if match.group("port") else None
+        self.database = match.group("database")
+
+    def render_as_string(self, hide_password=True):
+        """Like SQLAlchemy's URL: the password masked."""
+        user = ""
+        if self.username is not None:
+            user = quote(self.username, safe="")
+            if self.password is not None:
+                user += ":" + ("***" if hide_password else quote(self.password, safe=""))
+            user += "@"
+        port = ":%d" % self.port if self.port else ""
+        return "%s://%s%s%s/%s" % (self.backend, user, self.host or "", port, self.database)
+
+
+def parse_plain_url(raw):
+    """A PlainUrl when the driver alone can open ``raw``, else None (SQLAlchemy opens it)."""
+    match = _PLAIN_URL.match((raw or "").strip())
+    if not match or not match.group("database") or "%" in match.group("database"):
+        return None
+    url = PlainUrl(match)
+    if url.backend == "sqlite":
+        if url.host or url.username or url.port or url.database.startswith("file:") \
+                or url.database == ":memory:":
+            return None
+    elif not url.host:
+        return None  # a local socket: SQLAlchemy's dialect knows where
+    return url
+
+
+def connect_direct(url):
+    """A DB-API connection to ``url`` for reading, or None when the driver is missing.
+
+    SQLite is opened read-only. Driver errors propagate.
+    """
+    if url.backend == "sqlite":
+        sqlite3 = driver("sqlite3")
+        uri = "file:%s?mode=ro" % pathname2url(os.path.abspath(url.database))
+        return sqlite3.connect(uri, uri=True)
+    args = dict((key, value) for key, value in (
+        ("host", url.host), ("port", url.port), ("user", url.username),
+        ("password", url.password)) if value is not None)
+    if url.backend == "mysql":
+        pymysql = driver("pymysql")
+        return pymysql.connect(database=url.database, charset="utf8", connect_timeout=10,
+                               **args) if pymysql else None
+    psycopg = driver("psycopg")
+    return psycopg.connect(dbname=url.database, connect_timeout=10, **args) if psycopg else None

@@ -3,8 +3,8 @@
 
 ansible-test's import sanity loads every module_utils file without them, so the
 imports are guarded here and a module reports the missing library at run time.
-Alembic is imported on first use: reading a database (glance_db_facts) never
-needs it, and it is a third of the start-up time.
+Both are imported on first use: reading an up-to-date database
+(glance_db_facts) needs neither, and they are most of the start-up time.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ import importlib
 import importlib.util
 import traceback
 
-try:
-    import sqlalchemy as sa
-    if importlib.util.find_spec("alembic") is None:
-        raise ImportError("No module named 'alembic'")
-except ImportError:
-    sa = None
-    IMPORT_ERROR = traceback.format_exc()
-    HAS_LIBRARIES = False
-else:
-    IMPORT_ERROR = None
-    HAS_LIBRARIES = True
+
+def missing_libraries():
+    """None when SQLAlchemy imports and Alembic is installed, else the import error."""
+    try:
+        importlib.import_module("sqlalchemy")
+        if importlib.util.find_spec("alembic") is None:
+            raise ImportError("No module named 'alembic'")
+    except ImportError:
+        return traceback.format_exc()
+    return None
 
 
 class _OnFirstUse(object):
@@ -37,14 +36,17 @@ class _OnFirstUse(object):
         target = importlib.import_module(self._module)
         if self._attribute:
             target = getattr(target, self._attribute)
-        return getattr(target, name)
+        value = getattr(target, name)
+        self.__dict__[name] = value  # later look-ups skip the import machinery
+        return value
 
 
+sa = _OnFirstUse("sqlalchemy")
 op = _OnFirstUse("alembic.op")
 MigrationContext = _OnFirstUse("alembic.migration", "MigrationContext")
 Operations = _OnFirstUse("alembic.operations", "Operations")
 
-__all__ = ["sa", "op", "MigrationContext", "Operations", "HAS_LIBRARIES", "IMPORT_ERROR"]
+__all__ = ["sa", "op", "MigrationContext", "Operations", "missing_libraries"]
 
 # The driver each dialect uses, with the library to name when it is missing.
 DRIVERS = {
@@ -56,8 +58,12 @@ DRIVERS = {
 
 def driver_available(module_name):
     """True when the database driver module can be imported on this host."""
+    return driver(module_name) is not None
+
+
+def driver(module_name):
+    """The database driver module, imported, or None when this host lacks it."""
     try:
-        importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ImportError:
-        return False
-    return True
+        return None

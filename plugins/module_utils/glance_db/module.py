@@ -13,9 +13,8 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from . import connection as db_connection
-from . import phases
 from . import state as db_state
-from .deps import HAS_LIBRARIES, IMPORT_ERROR, sa
+from .deps import missing_libraries, sa
 from .errors import GlanceDbError
 from .graph import GRAPH
 
@@ -41,6 +40,8 @@ class GlanceDbModule(object):
     argument_spec = {}
     module_kwargs = {}
     writes = True
+    # A module that only reads the state may skip SQLAlchemy (read_direct).
+    reads_directly = False
 
     def __init__(self):
         spec = connection_argument_spec()
@@ -56,7 +57,8 @@ class GlanceDbModule(object):
         )
         self.params = self.ansible.params
         self.redact = db_connection.Redactor()
-        self.redact.add(self.params.get("connection") and _password_of(self.params["connection"]))
+        self.redact.add(db_connection.password_of(self.params.get("connection")))
+        self.raw_url = None
         self.engine = None
 
     # ---- to be used by subclasses
@@ -65,6 +67,7 @@ class GlanceDbModule(object):
 
     def run_phase(self, phase, **plan_args):
         """Plan (check mode) or apply a phase, and exit with the standard result."""
+        from . import phases  # here: a module that only reads never compiles the writers
         outcome = phases.run(
             self.engine, phase, check_mode=self.ansible.check_mode,
             lock_timeout=self.params["lock_timeout"],
@@ -87,23 +90,44 @@ class GlanceDbModule(object):
         self.exit(result)
 
     def read_state(self):
+        """The database's state; with reads_directly, the driver alone is tried first."""
+        if self.reads_directly:
+            state = db_state.read_direct(self.raw_url)
+            if state is not None:
+                return state
+        self.connect()
         return db_state.read(self.engine)
+
+    def require_libraries(self):
+        """Fail with Ansible's standard message when SQLAlchemy or Alembic is missing."""
+        error = missing_libraries()
+        if error:
+            self.ansible.fail_json(msg=missing_required_lib("SQLAlchemy and Alembic"),
+                                   exception=error)
+
+    def connect(self):
+        """Make the SQLAlchemy engine (once) and check that the database answers."""
+        if self.engine is not None:
+            return
+        self.require_libraries()
+        url = db_connection.resolve_url(self.raw_url, redactor=self.redact)
+        self.engine = db_connection.create_engine(url, self.redact)
+        if not db_state.missing_sqlite_file(url):
+            db_connection.check_connection(self.engine, self.redact)
 
     def exit(self, result):
         self.ansible.exit_json(**result)
 
     # ---- the frame around run()
     def __call__(self):
-        if not HAS_LIBRARIES:
-            self.ansible.fail_json(msg=missing_required_lib("SQLAlchemy and Alembic"),
-                                   exception=IMPORT_ERROR)
+        if not self.reads_directly:
+            self.require_libraries()
         try:
-            url = db_connection.resolve_url(
-                self.params["connection"], self.params["config_file"],
-                self.params["config_dir"], redactor=self.redact)
-            self.engine = db_connection.create_engine(url, self.redact)
-            if not db_state.missing_sqlite_file(url):
-                db_connection.check_connection(self.engine, self.redact)
+            self.raw_url = db_connection.raw_url(
+                self.params["connection"], self.params["config_file"], self.params["config_dir"])
+            self.redact.add(db_connection.password_of(self.raw_url))
+            if not self.reads_directly:
+                self.connect()
             self.run()
         except db_connection.MissingDriver as exc:
             self.ansible.fail_json(msg=missing_required_lib(exc.library))
@@ -122,13 +146,6 @@ class GlanceDbModule(object):
     def fail(self, msg, **extra):
         extra = dict((k, self.redact(v)) for k, v in extra.items())
         self.ansible.fail_json(msg=self.redact(msg), **extra)
-
-
-def _password_of(raw_url):
-    try:
-        return sa.engine.make_url(raw_url).password if sa else None
-    except Exception:
-        return None
 
 
 def _version_text(facts):

@@ -228,18 +228,14 @@ def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_r
         plan = PLANNERS[phase](current, **plan_args)
         runner = Runner(engine, online=phase != "sync",
                         mysql_lock_wait_timeout=mysql_lock_wait_timeout)
-        applied = set(current.applied)
-        done = []
-        for revision_id in plan.revisions:
-            applied = runner.apply_revision(revision_id, applied)
-            done.append(revision_id)
+        applied = runner.apply_revisions(plan.revisions, current.applied)
+        done = list(plan.revisions)
         migrated = []
         for migration in plan.migration_modules:
             count = runner.run_data_migration(migration, batch_size or DEFAULT_BATCH_SIZE, max_rows)
             migrated.append({"name": migration.name, "migrated": count})
-        for revision_id in plan.contract_revisions:
-            applied = runner.apply_revision(revision_id, applied)
-            done.append(revision_id)
+        runner.apply_revisions(plan.contract_revisions, applied)
+        done += plan.contract_revisions
     after_state = db_state.read(engine)
     for item in migrated:
         item["remaining"] = after_state.pending.get(item["name"], 0)

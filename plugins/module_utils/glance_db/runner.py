@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 """Applies revisions and data migrations, and keeps alembic_version as Glance does.
 
-Each revision runs through Alembic's operations in its own transaction together
-with its alembic_version rows: atomic on PostgreSQL and SQLite. Each data
-migration batch is its own short transaction.
+Each revision runs through Alembic's operations in a transaction together with
+its alembic_version rows: atomic on PostgreSQL and SQLite, where the revisions
+of one run share that transaction. Each data migration batch is its own short
+transaction.
 """
 
 from __future__ import annotations
@@ -62,31 +63,61 @@ class Runner(object):
         return conn
 
     def apply_revision(self, revision_id, applied):
-        """Apply one revision; return the new applied set."""
-        revision = GRAPH.get(revision_id)
-        after = set(applied) | {revision_id}
-        started = time.monotonic()
+        """Apply one revision in its own transaction; return the new applied set."""
         with self._begin() as conn:
             with conn.begin():
-                check = getattr(revision.script, "data_loss_check", None)
-                problem = check(conn) if check else None
-                if problem:
-                    raise DataLossRefused(
-                        "Contract refused before %s: %s. Run glance_db_migrate first; "
-                        "nothing was changed by this revision." % (revision_id, problem))
-                context = MigrationContext.configure(conn, opts={ONLINE_OPTION: self.online})
-                if conn.dialect.name == "mysql":
-                    self.online_ddl.install(context)
-                with Operations.context(context), warnings.catch_warnings():
-                    # SQLite table rebuilds drop Liberty's unnamed CHECK constraints,
-                    # exactly as they do under real Glance (the parity dumps agree).
-                    warnings.filterwarnings("ignore", "Unnamed CHECK constraint")
-                    revision.script.upgrade()
-                write_version_rows(conn, GRAPH.rows_for(after))
+                after = self._upgrade(conn, revision_id, applied)
         if self.online_ddl.resumed:
             self.warnings.append("%s had been partly applied by an interrupted run; finished it "
                                  "(already done: %s)." % (revision_id, "; ".join(self.online_ddl.resumed)))
             del self.online_ddl.resumed[:]
+        return after
+
+    def apply_revisions(self, revision_ids, applied):
+        """Apply revisions in order; return the new applied set.
+
+        Where DDL is transactional (PostgreSQL, SQLite) they share one
+        transaction: one commit, so one disk flush, instead of one per revision,
+        and a run stopped part-way leaves the database as it found it. MySQL
+        commits each DDL statement anyway: one revision per transaction there,
+        so alembic_version follows the schema as closely as it can.
+        """
+        applied = set(applied)
+        if not revision_ids:
+            return applied
+        if self.engine.dialect.name == "mysql":
+            for revision_id in revision_ids:
+                applied = self.apply_revision(revision_id, applied)
+            return applied
+        with self._begin() as conn:
+            with conn.begin():
+                for revision_id in revision_ids:
+                    applied = self._upgrade(conn, revision_id, applied, write_rows=False)
+                # Nobody sees the rows in between: written once, for the last revision.
+                write_version_rows(conn, GRAPH.rows_for(applied))
+        return applied
+
+    def _upgrade(self, conn, revision_id, applied, write_rows=True):
+        """Run one revision's upgrade() (and write its alembic_version rows) on ``conn``."""
+        revision = GRAPH.get(revision_id)
+        after = set(applied) | {revision_id}
+        started = time.monotonic()
+        check = getattr(revision.script, "data_loss_check", None)
+        problem = check(conn) if check else None
+        if problem:
+            raise DataLossRefused(
+                "Contract refused before %s: %s. Run glance_db_migrate first; "
+                "nothing was changed by this revision." % (revision_id, problem))
+        context = MigrationContext.configure(conn, opts={ONLINE_OPTION: self.online})
+        if conn.dialect.name == "mysql":
+            self.online_ddl.install(context)
+        with Operations.context(context), warnings.catch_warnings():
+            # SQLite table rebuilds drop Liberty's unnamed CHECK constraints,
+            # exactly as they do under real Glance (the parity dumps agree).
+            warnings.filterwarnings("ignore", "Unnamed CHECK constraint")
+            revision.script.upgrade()
+        if write_rows:
+            write_version_rows(conn, GRAPH.rows_for(after))
         self.timings.append((revision_id, round(time.monotonic() - started, 3)))
         return after
 

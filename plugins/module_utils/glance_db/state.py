@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from . import connection as db_connection
 from .data_migrations import MIGRATIONS
 from .deps import sa
 from .graph import CONTRACT, EXPAND, GRAPH, LEGACY_ROWS
@@ -123,10 +124,36 @@ def read(engine):
         return DatabaseState("sqlite", sqlite3.sqlite_version, engine.url.database, [], [])
     with engine.connect() as conn:
         try:
-            state = _read(conn)
+            state = _read(_SqlAlchemyQueries(conn))
         finally:
             conn.rollback()
     return state
+
+
+def read_direct(raw_url):
+    """The state read with the database driver alone, or None.
+
+    SQLAlchemy's import is most of a short run's time, and a database at the
+    heads needs only a few plain queries. None (read() then decides, reporting
+    any error) when the URL needs SQLAlchemy's dialect to be opened, the driver
+    is missing, a data migration has rows to count, or anything fails.
+    """
+    url = db_connection.parse_plain_url(raw_url)
+    if url is None:
+        return None
+    if url.backend == "sqlite" and not os.path.exists(url.database):
+        return DatabaseState("sqlite", sqlite3.sqlite_version, url.database, [], [])
+    try:
+        conn = db_connection.connect_direct(url)
+        if conn is None:
+            return None
+        try:
+            return _read(_DriverQueries(conn, url))
+        finally:
+            conn.rollback()
+            conn.close()
+    except Exception:  # whatever it is, read() meets it again and reports it
+        return None
 
 
 def missing_sqlite_file(url):
@@ -135,34 +162,95 @@ def missing_sqlite_file(url):
             and not path.startswith("file:") and not os.path.exists(path))
 
 
-def _read(conn):
-    dialect = conn.dialect.name
-    tables = sa.inspect(conn).get_table_names()
+class _SqlAlchemyQueries(object):
+    """The few queries a read needs, on a SQLAlchemy connection."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self.database = conn.engine.url.database
+
+    def table_names(self):
+        return sa.inspect(self.conn).get_table_names()
+
+    def rows(self, sql):
+        return [tuple(row) for row in self.conn.execute(sa.text(sql))]
+
+    def count_rows(self, migration):
+        """Rows a data migration still has to move."""
+        return count_rows(self.conn, migration)
+
+    def rows_before_open(self, migration):
+        """Rows a data migration will find once its window opens."""
+        return self.rows(migration.ROWS_BEFORE_OPENED)[0][0]
+
+
+class _NeedsSqlAlchemy(Exception):
+    """Data migrations' rows are counted through SQLAlchemy (bound parameters)."""
+
+
+class _DriverQueries(object):
+    """The same queries on a DB-API connection (read_direct)."""
+
+    TABLES = {
+        "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table' "
+                  "AND name NOT LIKE 'sqlite~_%' ESCAPE '~' ORDER BY name",
+        "mysql": "SELECT TABLE_NAME FROM information_schema.TABLES "
+                 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'",
+        "postgresql": "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                      "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                      "AND c.relkind IN ('r', 'p')",
+    }
+
+    def __init__(self, conn, url):
+        self.conn = conn
+        self.dialect = url.backend
+        self.database = url.database
+
+    def table_names(self):
+        return [row[0] for row in self.rows(self.TABLES[self.dialect])]
+
+    def rows(self, sql):
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def count_rows(self, migration):
+        raise _NeedsSqlAlchemy(migration.name)
+
+    def rows_before_open(self, migration):
+        raise _NeedsSqlAlchemy(migration.name)
+
+
+def _read(queries):
+    dialect = queries.dialect
+    tables = queries.table_names()
     rows = []
     if "alembic_version" in tables:
-        rows = list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+        rows = [row[0] for row in queries.rows("SELECT version_num FROM alembic_version")]
     legacy_version = legacy_repository = None
     if "migrate_version" in tables:
-        record = conn.execute(sa.text(
-            "SELECT repository_id, version FROM migrate_version")).first()
-        if record is not None:
-            legacy_repository, legacy_version = record[0], int(record[1])
+        records = queries.rows("SELECT repository_id, version FROM migrate_version")
+        if records:
+            legacy_repository, legacy_version = records[0][0], int(records[0][1])
     state = DatabaseState(
         engine_name=dialect,
-        server_version=_server_version(conn),
-        database=conn.engine.url.database,
+        server_version=queries.rows(SERVER_VERSION[dialect])[0][0],
+        database=queries.database,
         tables=[t for t in tables if t != "alembic_version"],
         rows=rows,
         legacy_version=legacy_version,
         legacy_repository=legacy_repository,
-        mysql_capabilities=mysql_trigger_capabilities(conn) if dialect == "mysql" else None,
+        mysql_capabilities=mysql_trigger_capabilities(queries) if dialect == "mysql" else None,
     )
     for migration in MIGRATIONS:
         if state.window_open(migration):
-            state.pending[migration.name] = count_rows(conn, migration)
+            state.pending[migration.name] = queries.count_rows(migration)
         elif state.applied and migration.closed_by not in state.applied:
-            state.rows_before_open[migration.name] = conn.execute(
-                sa.text(migration.ROWS_BEFORE_OPENED)).scalar()
+            state.rows_before_open[migration.name] = queries.rows_before_open(migration)
     return state
 
 
@@ -171,26 +259,25 @@ def count_rows(conn, migration):
     return sum(step.count(conn) for step in migration.STEPS)
 
 
-def _server_version(conn):
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        return conn.exec_driver_sql("SELECT sqlite_version()").scalar()
-    if dialect == "postgresql":
-        return conn.exec_driver_sql("SHOW server_version").scalar()
-    return conn.exec_driver_sql("SELECT version()").scalar()
+SERVER_VERSION = {
+    "sqlite": "SELECT sqlite_version()",
+    "postgresql": "SHOW server_version",
+    "mysql": "SELECT version()",
+}
+
+# The grantee as information_schema writes it: 'user'@'host'.
+_GRANTEE = ("CONCAT(\"'\", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", "
+            "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")")
 
 
-def mysql_trigger_capabilities(conn):
+def mysql_trigger_capabilities(queries):
     """Whether this user can create Ocata's triggers (binary logging needs more)."""
-    binlog, trust = conn.exec_driver_sql(
-        "SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators").first()
-    grantee = conn.exec_driver_sql(
-        "SELECT CONCAT(\"'\", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", "
-        "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")").scalar()
-    privileges = set(conn.execute(sa.text(
-        "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = :g "
+    binlog, trust = queries.rows(
+        "SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators")[0]
+    privileges = set(row[0] for row in queries.rows(
+        "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s "
         "UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-        "WHERE GRANTEE = :g AND TABLE_SCHEMA = DATABASE()"), {"g": grantee}).scalars())
+        "WHERE GRANTEE = %s AND TABLE_SCHEMA = DATABASE()" % (_GRANTEE, _GRANTEE)))
     has_trigger = "TRIGGER" in privileges
     has_super = "SUPER" in privileges
     binlog, trust = bool(int(binlog)), bool(int(trust))
