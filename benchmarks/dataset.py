@@ -206,6 +206,7 @@ def main(argv=None):
         with common.throwaway_database(args.engine) as url:
             result = build(url, images, args.revision, args.seed, log=log)
             result["dropped"] = True
+    result["smoke"] = args.smoke
     common.emit(result, args.out, "dataset.json")
 
 

@@ -94,6 +94,7 @@ def main(argv=None):
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     with common.throwaway_database(args.engine) as url:
         result = measure(url, images, args.batch_size, log)
+    result["smoke"] = args.smoke
     print("throughput (%d images, %s): ours %s rows/s (%s rows in %s s, batches of %d), "
           "one raw UPDATE %s rows/s (%s s); ours runs at %.0f %% of the floor; same result: %s" % (
               images, result["engine"], result["ours"]["rows_per_s"], result["ours"]["rows"],
