@@ -19,6 +19,11 @@ from .mysql_online import OnlineDDL
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"
+# After each batch of an online data migration, pause for this share of the time the
+# batch took (at least the minimum): the application's writes and the server's
+# flushing catch up, so they do not queue behind a long stream of batches.
+ONLINE_BATCH_PAUSE_RATIO = 1.0
+ONLINE_BATCH_PAUSE_MIN_SECONDS = 0.02
 
 
 def _version_table():
@@ -46,9 +51,11 @@ def write_version_rows(conn, rows):
 class Runner(object):
     """Writes to one database; the caller holds the migration lock."""
 
-    def __init__(self, engine, online=False, mysql_lock_wait_timeout=None, warn=None):
+    def __init__(self, engine, online=False, mysql_lock_wait_timeout=None, warn=None,
+                 sleep=time.sleep):
         self.engine = engine
         self.online = online
+        self.sleep = sleep
         self.mysql_lock_wait_timeout = mysql_lock_wait_timeout
         self.warnings = []
         self.timings = []  # (revision, seconds)
@@ -121,18 +128,40 @@ class Runner(object):
         self.timings.append((revision_id, round(time.monotonic() - started, 3)))
         return after
 
+    def _begin_batches(self):
+        conn = self._begin()
+        if conn.dialect.name == "mysql" and self._read_committed_allowed(conn):
+            # In REPEATABLE READ, InnoDB locks (with gap locks) every row a batch's
+            # subquery reads, e.g. image_members, holding the application's inserts
+            # there until the batch commits. READ COMMITTED reads them without locks;
+            # each batch re-checks its WHERE on the rows it changes, so it stays correct.
+            conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            conn.commit()
+        return conn
+
+    @staticmethod
+    def _read_committed_allowed(conn):
+        """Statement-based binary logging refuses READ COMMITTED writes on InnoDB."""
+        log_bin, binlog_format = conn.exec_driver_sql("SELECT @@log_bin, @@binlog_format").one()
+        conn.commit()
+        return not log_bin or str(binlog_format).upper() != "STATEMENT"
+
     def run_data_migration(self, migration, batch_size, max_rows=None):
         """Move a data migration's rows in batches; return rows migrated."""
         migrated = 0
-        for step in migration.STEPS:
-            after = None
-            while max_rows is None or migrated < max_rows:
-                limit = batch_size if max_rows is None else min(batch_size, max_rows - migrated)
-                with self._begin() as conn:
+        with self._begin_batches() as conn:
+            for step in migration.STEPS:
+                after = None
+                while max_rows is None or migrated < max_rows:
+                    limit = batch_size if max_rows is None else min(batch_size, max_rows - migrated)
+                    started = time.monotonic()
                     with conn.begin():
                         keys = step.next_keys(conn, after, limit)
                         if not keys:
                             break
                         migrated += step.apply(conn, keys)
-                after = keys[-1]
+                    after = keys[-1]
+                    if self.online and len(keys) == limit:  # more to come: let others in
+                        self.sleep(max(ONLINE_BATCH_PAUSE_MIN_SECONDS,
+                                       ONLINE_BATCH_PAUSE_RATIO * (time.monotonic() - started)))
         return migrated
