@@ -12,7 +12,6 @@ import configparser
 import os
 import re
 from urllib.parse import quote, quote_plus, unquote
-from urllib.request import pathname2url
 
 from .deps import DRIVERS, driver, driver_available, sa
 from .errors import ConfigurationError, ConnectionFailed, GlanceDbError
@@ -266,7 +265,7 @@ def connect_direct(url):
     """
     if url.backend == "sqlite":
         sqlite3 = driver("sqlite3")
-        uri = "file:%s?mode=ro" % pathname2url(os.path.abspath(url.database))
+        uri = "file:%s?mode=ro" % quote(os.path.abspath(url.database))
         return sqlite3.connect(uri, uri=True)
     args = dict((key, value) for key, value in (
         ("host", url.host), ("port", url.port), ("user", url.username),

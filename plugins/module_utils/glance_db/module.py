@@ -129,6 +129,10 @@ class GlanceDbModule(object):
             if not self.reads_directly:
                 self.connect()
             self.run()
+        except SystemExit:
+            # exit_json and fail_json end the run; the clauses below would import
+            # SQLAlchemy just to look at it.
+            raise
         except db_connection.MissingDriver as exc:
             self.ansible.fail_json(msg=missing_required_lib(exc.library))
         except GlanceDbError as exc:
