@@ -291,7 +291,7 @@ def plot(result, path):
     import matplotlib.pyplot as plt
 
     engines = [k for k in ("ours", "glance_manage") if k in result["engines"]]
-    fig, axes = plt.subplots(len(engines), 1, figsize=(12, 4 * len(engines)), squeeze=False)
+    fig, axes = plt.subplots(len(engines), 1, figsize=(14, 4 * len(engines)), squeeze=False)
     colours = {"expand": "tab:blue", "migrate": "tab:green", "catchup_migrate": "tab:olive",
                "contract": "tab:red"}
     for ax, name in zip(axes[:, 0], engines):
@@ -312,7 +312,7 @@ def plot(result, path):
         ax.set_yscale("log")
         ax.set_ylabel("write latency (ms)")
         ax.set_title("%s, %d images" % (name.replace("_", "-"), result["images"]))
-        ax.legend(loc="upper right", fontsize=7)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)  # off the data
     axes[-1, 0].set_xlabel("seconds since the writers started")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
