@@ -62,7 +62,8 @@ def throwaway_database(kind="mysql", prefix="bench"):
         try:
             yield "sqlite:///%s" % path
         finally:
-            path.unlink(missing_ok=True)
+            for left in path.parent.glob(path.name + "*"):  # with the engine's lock file
+                left.unlink(missing_ok=True)
         return
     server = MARIADB_SERVER if kind == "mysql" else POSTGRES_SERVER
     admin = sa.create_engine(server + ("" if kind == "mysql" else "postgres"),
