@@ -270,7 +270,7 @@ class Canary(object):
         self.stage.value = STOPPED
         self.stage_times["stop"] = time.time()
         ops, writes, failed = [], {}, set()
-        for _ in self.procs:
+        for proc in self.procs:  # one result from each
             name, log, image_writes, failed_images = self.results.get(timeout=120)
             release = name.rstrip("0123456789")
             ops.extend((t, lat, op, release, ok, err) for t, lat, op, ok, err in log)
@@ -447,7 +447,7 @@ def verify(url, writes, initial, timeline, failed=()):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--url", help="a Glance database (with is_public, e.g. at mitaka02)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--stage", default="old", choices=("old", "mixed", "new"),

@@ -54,8 +54,8 @@ class Generator(object):
         self.backend_share = backend_share
         rng = self.rng
         self.ids = sorted(str(uuid.UUID(int=rng.getrandbits(128), version=4))
-                          for _ in range(images))
-        self.owners = ["%032x" % rng.getrandbits(128) for _ in range(1000)]
+                          for n in range(images))
+        self.owners = ["%032x" % rng.getrandbits(128) for n in range(1000)]
         # A pool of timestamps: formatting one per row would dominate the run.
         base = time.mktime((2016, 1, 1, 0, 0, 0, 0, 0, -1))
         self.stamps = sorted(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(base + i * 86_000))
@@ -187,7 +187,7 @@ def build(url, images=1_000_000, revision="mitaka02", seed=1, backend_share=0.5,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--url", help="database to fill (created empty beforehand)")
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--revision", default="mitaka02")
@@ -198,7 +198,7 @@ def main(argv=None):
                         help="server for a throwaway database when --url is not given")
     parser.add_argument("--out", help="directory for dataset.json")
     args = parser.parse_args(argv)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = common.say
     images = 2000 if args.smoke else args.images
     if args.url:
         result = build(args.url, images, args.revision, args.seed, log=log)

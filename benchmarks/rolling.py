@@ -201,8 +201,8 @@ def rolling_cycle(url, runner, load, settle):
             results[name] = runner.run(name)
             marks[name] = (start, time.time())
             results[name]["seconds"] = round(marks[name][1] - start, 2)
-            log("%s: %s done in %.1f s (%s)" % (runner.name, name, results[name]["seconds"],
-                                               "ok" if results[name]["ok"] else results[name]["error"]))
+            outcome = "ok" if results[name]["ok"] else results[name]["error"]
+            log("%s: %s done in %.1f s (%s)" % (runner.name, name, results[name]["seconds"], outcome))
 
         phase("expand")
         canary.expanded()  # release N nodes come up one by one
@@ -297,8 +297,9 @@ def plot(result, path):
     for ax, name in zip(axes[:, 0], engines):
         series = result["engines"][name]["series"]
         for release, marker in (("old", "."), ("new", "x")):
-            points = [(t, ms) for t, ms, r, ok in zip(series["t"], series["ms"], series["release"],
-                                                        series["ok"]) if r == release and ok]
+            points = [(t, ms) for t, ms, r, ok
+                      in zip(series["t"], series["ms"], series["release"], series["ok"])
+                      if r == release and ok]
             if points:
                 ax.scatter(*zip(*points), s=6, marker=marker,
                            label="release %s writes" % ("N-1" if release == "old" else "N"))
@@ -333,7 +334,7 @@ def summary(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--writers", type=int, default=4, help="writers per release")
     parser.add_argument("--rate", type=float, default=20.0, help="operations/s per writer")

@@ -83,7 +83,7 @@ def measure(url, images, batch_size=None, log=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--engine", default="mysql", choices=("mysql", "sqlite"))
@@ -91,7 +91,7 @@ def main(argv=None):
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     images = 2000 if args.smoke else args.images
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = common.say
     with common.throwaway_database(args.engine) as url:
         result = measure(url, images, args.batch_size, log)
     result["smoke"] = args.smoke
