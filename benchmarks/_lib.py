@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import platform
@@ -263,6 +264,49 @@ def summary(runs):
             "max": round(max(runs), 3), "runs": [round(r, 3) for r in runs]}
 
 
+def interleaved_rounds(dbs, kinds_of, run_once, repeats, label):
+    """Time run_once(db, kind) for every database and contender, ``repeats`` rounds,
+    the contenders' order rotating each round so background load hits them alike.
+    Returns {engine: {kind: [seconds, ...]}}."""
+    times = dict((db.engine, dict((kind, []) for kind in kinds_of(db))) for db in dbs)
+    for round_no in range(repeats):
+        for db in dbs:
+            kinds = list(times[db.engine])
+            shift = round_no % len(kinds)
+            for kind in kinds[shift:] + kinds[:shift]:
+                times[db.engine][kind].append(run_once(db, kind))
+        log("%s: round %d/%d done" % (label, round_no + 1, repeats))
+    return times
+
+
+def compared(by_kind, goal):
+    """Each contender's summary, plus ours/glance and whether it meets ``goal``
+    when glance ran."""
+    entry = dict((kind, summary(runs)) for kind, runs in by_kind.items())
+    if "glance" in entry:
+        ratio = entry["ours"]["median"] / entry["glance"]["median"]
+        entry.update(ratio_ours_to_glance=round(ratio, 3), goal_ratio=round(goal, 3),
+                     goal_met=ratio <= goal)
+    return entry
+
+
+def result_header(name, args, method, engines):
+    """The fields every whole-process benchmark's JSON starts with."""
+    return {"benchmark": name, "statistic": "median wall seconds of whole processes",
+            "repeats": args.repeats, "smoke": args.smoke, "method": method,
+            "machine": machine(), "servers": server_versions(args.engines), "engines": engines,
+            "goals_met": all(e["goal_met"] for e in engines.values() if "goal_met" in e)}
+
+
+def run_main(name, main):
+    """Run a benchmark's main; a failure to run is one line on stderr and exit 1."""
+    try:
+        main()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        print("%s: FAILED: %s" % (name, exc), file=sys.stderr)
+        sys.exit(1)
+
+
 def machine():
     """What the figures were measured on."""
     info = {"nproc": os.cpu_count(), "python": platform.python_version(),
@@ -305,6 +349,21 @@ def server_versions(engines):
 
 def workdir(tag):
     return Path(tempfile.mkdtemp(prefix="bench_%s_" % tag))
+
+
+@contextlib.contextmanager
+def scratch_databases(engines, tag):
+    """A work directory and one empty scratch database per engine, all removed afterwards."""
+    directory = workdir(tag)
+    dbs = [ScratchDatabase(engine, tag[:2], directory) for engine in engines]
+    try:
+        for db in dbs:
+            db.create()
+        yield directory, dbs
+    finally:
+        for db in dbs:
+            db.drop()
+        remove(directory)
 
 
 def remove(path):

@@ -17,9 +17,6 @@ Goal: ours at most a quarter of glance-manage db check's time on each engine.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import _lib
 
 GOAL = 1.0 / 4
@@ -29,11 +26,8 @@ GLANCE_CHECKS = ("sqlite", "mysql")  # glance-manage db check refuses PostgreSQL
 def main():
     args = _lib.parse_args("Up-to-date check: glance_db_facts vs glance-manage db check.",
                            repeats=7, smoke_repeats=1)
-    workdir = _lib.workdir("check")
-    dbs = [_lib.ScratchDatabase(engine, "ck", workdir) for engine in args.engines]
-    try:
+    with _lib.scratch_databases(args.engines, "check") as (workdir, dbs):
         for db in dbs:
-            db.create()
             _lib.sync_with_engine(db.url)
         _lib.log("check: building the glance_db_facts payloads with ansible-core")
         payloads = _lib.build_payloads("glance_db_facts", [db.url for db in dbs], workdir)
@@ -52,50 +46,23 @@ def main():
                 return seconds
             return _lib.run_glance(manage, confs[db.engine], "check", workdir)[0]
 
-        times = {}
-        for db in dbs:
-            times[db.engine] = {"ours": []}
-            if db.engine in GLANCE_CHECKS:
-                times[db.engine]["glance"] = []
-        for round_no in range(args.repeats):
-            for db in dbs:
-                kinds = sorted(times[db.engine], reverse=bool(round_no % 2))
-                for kind in kinds:
-                    times[db.engine][kind].append(run_once(db, kind))
-            _lib.log("check: round %d/%d done" % (round_no + 1, args.repeats))
+        times = _lib.interleaved_rounds(
+            dbs, lambda db: ("ours", "glance") if db.engine in GLANCE_CHECKS else ("ours",),
+            run_once, args.repeats, "check")
         for db in dbs:
             if db.version_rows() != _lib.HEADS:
                 raise RuntimeError("%s: the database changed during the check" % db.engine)
-    finally:
-        for db in dbs:
-            db.drop()
-        _lib.remove(workdir)
 
     engines = {}
     for engine, by_kind in times.items():
-        entry = dict((kind, _lib.summary(runs)) for kind, runs in by_kind.items())
-        if "glance" in entry:
-            ratio = entry["ours"]["median"] / entry["glance"]["median"]
-            entry.update(ratio_ours_to_glance=round(ratio, 3), goal_ratio=GOAL,
-                         goal_met=ratio <= GOAL)
-        else:
-            entry.update(glance=None, note="glance-manage db check refuses PostgreSQL")
-        engines[engine] = entry
-    result = {
-        "benchmark": "check",
-        "statistic": "median wall seconds of whole processes",
-        "repeats": args.repeats,
-        "smoke": args.smoke,
-        "method": {
-            "ours": "python AnsiballZ_glance_db_facts.py (the payload ansible-core builds; "
-                    "a managed host's run minus SSH)",
-            "glance": "glance-manage --config-file F db check (glance 33.0.0)",
-        },
-        "machine": _lib.machine(),
-        "servers": _lib.server_versions(args.engines),
-        "engines": engines,
-        "goals_met": all(e["goal_met"] for e in engines.values() if "goal_met" in e),
-    }
+        engines[engine] = _lib.compared(by_kind, GOAL)
+        if "glance" not in by_kind:
+            engines[engine].update(glance=None, note="glance-manage db check refuses PostgreSQL")
+    result = _lib.result_header("check", args, {
+        "ours": "python AnsiballZ_glance_db_facts.py (the payload ansible-core builds; "
+                "a managed host's run minus SSH)",
+        "glance": "glance-manage --config-file F db check (glance 33.0.0)",
+    }, engines)
     parts = []
     for engine, e in engines.items():
         if e.get("glance"):
@@ -108,8 +75,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
-        print("check: FAILED: %s" % exc, file=sys.stderr)
-        sys.exit(1)
+    _lib.run_main("check", main)

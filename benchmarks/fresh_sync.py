@@ -20,7 +20,6 @@ Goal: ours at most a third of glance-manage's time on each engine.
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import _lib
 
@@ -69,11 +68,7 @@ def load_schema(db, dump):
 def main():
     args = _lib.parse_args("Fresh sync: our module vs glance-manage db sync vs the floor.",
                            repeats=7, smoke_repeats=1)
-    workdir = _lib.workdir("fresh_sync")
-    dbs = [_lib.ScratchDatabase(engine, "fs", workdir) for engine in args.engines]
-    try:
-        for db in dbs:
-            db.create()
+    with _lib.scratch_databases(args.engines, "fresh_sync") as (workdir, dbs):
         _lib.log("fresh_sync: building the glance_db_sync payloads with ansible-core")
         payloads = _lib.build_payloads("glance_db_sync", [db.url for db in dbs], workdir)
         manage = _lib.glance_manage()
@@ -100,41 +95,15 @@ def main():
                 raise RuntimeError("%s %s left alembic_version %s" % (db.engine, kind, rows))
             return seconds
 
-        times = dict((db.engine, dict((kind, []) for kind in KINDS)) for db in dbs)
-        for round_no in range(args.repeats):
-            for db in dbs:
-                order = KINDS[round_no % 3:] + KINDS[:round_no % 3]
-                for kind in order:
-                    times[db.engine][kind].append(run_once(db, kind))
-            _lib.log("fresh_sync: round %d/%d done" % (round_no + 1, args.repeats))
-    finally:
-        for db in dbs:
-            db.drop()
-        _lib.remove(workdir)
+        times = _lib.interleaved_rounds(dbs, lambda db: KINDS, run_once, args.repeats, "fresh_sync")
 
-    engines = {}
-    for engine, by_kind in times.items():
-        entry = dict((kind, _lib.summary(runs)) for kind, runs in by_kind.items())
-        ratio = entry["ours"]["median"] / entry["glance"]["median"]
-        entry.update(ratio_ours_to_glance=round(ratio, 3), goal_ratio=round(GOAL, 3),
-                     goal_met=ratio <= GOAL)
-        engines[engine] = entry
-    result = {
-        "benchmark": "fresh_sync",
-        "statistic": "median wall seconds of whole processes",
-        "repeats": args.repeats,
-        "smoke": args.smoke,
-        "method": {
-            "ours": "python AnsiballZ_glance_db_sync.py (the payload ansible-core builds; "
-                    "a managed host's run minus SSH)",
-            "glance": "glance-manage --config-file F db sync (glance 33.0.0)",
-            "floor": "sqlite3 / mysql / psql loading a dump of the head schema + alembic_version",
-        },
-        "machine": _lib.machine(),
-        "servers": _lib.server_versions(args.engines),
-        "engines": engines,
-        "goals_met": all(e["goal_met"] for e in engines.values()),
-    }
+    engines = dict((engine, _lib.compared(by_kind, GOAL)) for engine, by_kind in times.items())
+    result = _lib.result_header("fresh_sync", args, {
+        "ours": "python AnsiballZ_glance_db_sync.py (the payload ansible-core builds; "
+                "a managed host's run minus SSH)",
+        "glance": "glance-manage --config-file F db sync (glance 33.0.0)",
+        "floor": "sqlite3 / mysql / psql loading a dump of the head schema + alembic_version",
+    }, engines)
     line = "fresh_sync: " + "; ".join(
         "%s ours %.2f s, glance %.2f s (x%.2f, goal <= x%.2f %s), floor %.2f s"
         % (engine, e["ours"]["median"], e["glance"]["median"], e["ratio_ours_to_glance"], GOAL,
@@ -144,8 +113,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
-        print("fresh_sync: FAILED: %s" % exc, file=sys.stderr)
-        sys.exit(1)
+    _lib.run_main("fresh_sync", main)
