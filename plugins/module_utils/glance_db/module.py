@@ -31,6 +31,7 @@ def connection_argument_spec():
 WRITE_ARGUMENT_SPEC = dict(
     lock_timeout=dict(type="int", default=60),
     ddl_lock_wait_timeout=dict(type="int", default=10),
+    mysql_datadir=dict(type="path"),
 )
 
 
@@ -72,6 +73,7 @@ class GlanceDbModule(object):
             self.engine, phase, check_mode=self.ansible.check_mode,
             lock_timeout=self.params["lock_timeout"],
             mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
+            mysql_datadir=self.params["mysql_datadir"],
             **plan_args)
         for warning in outcome.warnings:
             self.ansible.warn(self.redact(warning))

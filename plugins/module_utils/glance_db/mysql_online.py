@@ -7,14 +7,21 @@ while it runs (the server picks INSTANT or INPLACE); where the server cannot hon
 it, the statement runs without and a warning says so. A statement waits for a
 metadata lock at most lock_wait_timeout seconds (so it cannot queue application
 queries behind it for long), and is retried with backoff.
+
+With the server's data directory at hand (the module runs on the database
+server), each ALTER TABLE runs while a second hard link holds the table's
+tablespace file: see TablespaceHold.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
 
 from .deps import sa
+from .errors import ConfigurationError
 
 LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT: gave up waiting for a metadata lock
 DEADLOCK = 1213
@@ -32,6 +39,8 @@ ALREADY_DONE = {
 }
 RETRIES = 6
 FIRST_BACKOFF_SECONDS = 0.5
+HOLD_PREFIX = "#glance_db_hold."  # no .ibd suffix: the server never takes it for a table
+ALTER_TABLE = re.compile(r"\s*ALTER\s+TABLE\s+`?(\w+)`?", re.IGNORECASE)
 
 
 def _error_code(exc):
@@ -54,12 +63,69 @@ def _online_form(sql):
     return None
 
 
+class TablespaceHold(object):
+    """A second hard link to a table's .ibd file while an ALTER TABLE runs on it.
+
+    An ALTER that rebuilds a table ends under an exclusive metadata lock, which
+    queues every write to the table, and part of that time is the server deleting
+    the old copy's file: on a million images, about 90 ms of a 140 ms stall. With
+    a second link the server's delete only removes a name; this class frees the
+    blocks afterwards, when no lock is held. It needs the server's data directory
+    on this host, with write access: the module runs on the database server.
+    """
+
+    def __init__(self, datadir, database):
+        self.datadir = datadir
+        self.database = database
+
+    @classmethod
+    def for_server(cls, datadir, url):
+        """Check the option against the database; raise ConfigurationError if unusable."""
+        if url.get_backend_name() != "mysql":
+            raise ConfigurationError(
+                "mysql_datadir applies to MySQL/MariaDB only; remove it for %s."
+                % url.get_backend_name())
+        schema_dir = os.path.join(datadir, url.database or "")
+        if not url.database or not os.path.isdir(schema_dir):
+            raise ConfigurationError(
+                "mysql_datadir %s does not hold the files of database %s (no directory %s): give "
+                "the server's data directory (SELECT @@datadir) as this host sees it, run the task "
+                "on the database server, or leave mysql_datadir unset."
+                % (datadir, url.database, schema_dir))
+        if not os.access(datadir, os.W_OK | os.X_OK):
+            raise ConfigurationError(
+                "mysql_datadir %s is not writable by this user: run the task as the server's "
+                "user (become_user: mysql) or root, or leave mysql_datadir unset." % datadir)
+        return cls(datadir, url.database)
+
+    def clear_leftovers(self):
+        """Free what a killed run's holds still keep (the caller holds the migration lock)."""
+        for name in os.listdir(self.datadir):
+            if name.startswith(HOLD_PREFIX + self.database + "."):
+                os.unlink(os.path.join(self.datadir, name))
+
+    @contextlib.contextmanager
+    def holding(self, table):
+        tablespace = os.path.join(self.datadir, self.database, table + ".ibd")
+        hold = os.path.join(self.datadir, "%s%s.%s" % (HOLD_PREFIX, self.database, table))
+        try:
+            os.link(tablespace, hold)
+        except FileNotFoundError:  # not file-per-table: nothing to hold
+            yield
+            return
+        try:
+            yield
+        finally:
+            os.unlink(hold)
+
+
 class OnlineDDL(object):
     """Wraps an Alembic MigrationContext's statement execution (MySQL only)."""
 
-    def __init__(self, warn, sleep=time.sleep):
+    def __init__(self, warn, sleep=time.sleep, hold=None):
         self.warn = warn
         self.sleep = sleep
+        self.hold = hold  # a TablespaceHold, or None
         self.retries = 0
         self.resumed = []  # statements found already done by an interrupted run
 
@@ -70,29 +136,42 @@ class OnlineDDL(object):
         def execute(construct, *args, **kwargs):
             if isinstance(construct, str):
                 construct = sa.text(construct)
-            online = None
-            if isinstance(construct, sa.schema.ExecutableDDLElement):
-                sql = str(construct.compile(dialect=context.dialect))
-                online = _online_form(sql)
-            try:
-                if online is None:
-                    return self._with_retry(lambda: original(construct, *args, **kwargs))
-                try:
-                    return self._with_retry(lambda: impl.connection.exec_driver_sql(online))
-                except sa.exc.OperationalError as exc:
-                    if _error_code(exc) not in LOCK_NOT_SUPPORTED:
-                        raise
-                    self.warn("MySQL cannot run this change without blocking writes; it runs "
-                              "with the table locked: %s" % sql.strip().splitlines()[0])
-                    return self._with_retry(lambda: impl.connection.exec_driver_sql(sql))
-            except sa.exc.DBAPIError as exc:
-                if _error_code(exc) not in ALREADY_DONE:
-                    raise
-                self.resumed.append("%s (%s)" % (
-                    str(construct).strip().splitlines()[0], ALREADY_DONE[_error_code(exc)]))
-                return None
+            if not isinstance(construct, sa.schema.ExecutableDDLElement):
+                return self._run(construct, lambda: self._with_retry(
+                    lambda: original(construct, *args, **kwargs)))
+            sql = str(construct.compile(dialect=context.dialect))
+            online = _online_form(sql)
+            if online is None:
+                return self._run(construct, lambda: self._with_retry(
+                    lambda: original(construct, *args, **kwargs)))
+            altered = ALTER_TABLE.match(online)
+            hold = self.hold.holding(altered.group(1)) if self.hold and altered else contextlib.nullcontext()
+            with hold:
+                return self._run(construct, lambda: self._online(impl.connection, online, sql))
 
         impl._exec = execute
+
+    def _online(self, connection, online, sql):
+        """The statement with LOCK=NONE; without it (and a warning) where MySQL refuses."""
+        try:
+            return self._with_retry(lambda: connection.exec_driver_sql(online))
+        except sa.exc.OperationalError as exc:
+            if _error_code(exc) not in LOCK_NOT_SUPPORTED:
+                raise
+            self.warn("MySQL cannot run this change without blocking writes; it runs "
+                      "with the table locked: %s" % sql.strip().splitlines()[0])
+            return self._with_retry(lambda: connection.exec_driver_sql(sql))
+
+    def _run(self, construct, statement):
+        """Run; an error saying an interrupted run did it already counts as done."""
+        try:
+            return statement()
+        except sa.exc.DBAPIError as exc:
+            if _error_code(exc) not in ALREADY_DONE:
+                raise
+            self.resumed.append("%s (%s)" % (
+                str(construct).strip().splitlines()[0], ALREADY_DONE[_error_code(exc)]))
+            return None
 
     def _with_retry(self, statement):
         delay = FIRST_BACKOFF_SECONDS

@@ -13,6 +13,7 @@ from .errors import (DowngradeRefused, MissingPrivilege, NotGlanceDatabase,
                      PhaseOrderError, UnknownRevision, UnsupportedEngine)
 from .graph import CONTRACT, EXPAND, GRAPH
 from .lock import migration_lock
+from .mysql_online import TablespaceHold
 from .runner import Runner
 
 HEADS = ("heads", "head", "latest")
@@ -216,8 +217,9 @@ PLANNERS = {"sync": plan_sync, "expand": plan_expand, "migrate": plan_migrate,
 
 # ---- applying
 def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_rows=None,
-        mysql_lock_wait_timeout=10, **plan_args):
+        mysql_lock_wait_timeout=10, mysql_datadir=None, **plan_args):
     """Plan the phase; unless in check mode, apply it under the migration lock."""
+    hold = TablespaceHold.for_server(mysql_datadir, engine.url) if mysql_datadir else None
     before_state = db_state.read(engine)
     plan = PLANNERS[phase](before_state, **plan_args)
     before = before_state.as_facts()
@@ -226,8 +228,10 @@ def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_r
     with migration_lock(engine, lock_timeout):
         current = db_state.read(engine)  # another run may have finished meanwhile
         plan = PLANNERS[phase](current, **plan_args)
+        if hold:
+            hold.clear_leftovers()
         runner = Runner(engine, online=phase != "sync",
-                        mysql_lock_wait_timeout=mysql_lock_wait_timeout)
+                        mysql_lock_wait_timeout=mysql_lock_wait_timeout, tablespace_hold=hold)
         applied = runner.apply_revisions(plan.revisions, current.applied)
         done = list(plan.revisions)
         migrated = []

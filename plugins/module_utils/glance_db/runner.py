@@ -52,14 +52,14 @@ class Runner(object):
     """Writes to one database; the caller holds the migration lock."""
 
     def __init__(self, engine, online=False, mysql_lock_wait_timeout=None, warn=None,
-                 sleep=time.sleep):
+                 sleep=time.sleep, tablespace_hold=None):
         self.engine = engine
         self.online = online
         self.sleep = sleep
         self.mysql_lock_wait_timeout = mysql_lock_wait_timeout
         self.warnings = []
         self.timings = []  # (revision, seconds)
-        self.online_ddl = OnlineDDL(warn or self.warnings.append)
+        self.online_ddl = OnlineDDL(warn or self.warnings.append, hold=tablespace_hold)
 
     def _begin(self):
         conn = self.engine.connect()
