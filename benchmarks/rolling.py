@@ -55,9 +55,10 @@ class Ours(object):
     name = "ours"
     migrates = True
 
-    def __init__(self, url, batch_size=None):
+    def __init__(self, url, batch_size=None, mysql_datadir=None):
         self.engine = common.engine_for(url)
         self.batch_size = batch_size
+        self.mysql_datadir = mysql_datadir
         self.statements = []  # (wall start, seconds, statement): DDL and anything slow
         sa.event.listen(self.engine, "before_cursor_execute", self._before)
         sa.event.listen(self.engine, "after_cursor_execute", self._after)
@@ -75,6 +76,8 @@ class Ours(object):
     def run(self, phase):
         phase = phase.replace("catchup_", "")
         args = {"batch_size": self.batch_size} if phase == "migrate" and self.batch_size else {}
+        if self.mysql_datadir:
+            args["mysql_datadir"] = self.mysql_datadir
         try:
             outcome = phases.run(self.engine, phase, **args)
         except GlanceDbError as exc:
@@ -246,7 +249,7 @@ def rolling_cycle(url, runner, load, settle):
     }
 
 
-def run_engine(kind, images, load, settle, batch_size, glance_manage=None):
+def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql_datadir=None):
     with common.throwaway_database("mysql") as url:
         log("%s: building %d images at mitaka02" % (kind, images))
         built = dataset.build(url, images, "mitaka02", log=None)
@@ -255,7 +258,8 @@ def run_engine(kind, images, load, settle, batch_size, glance_manage=None):
             conn.exec_driver_sql(EXPECTED_SQL)
         engine.dispose()
         log("%s: dataset built in %.0f s" % (kind, built["seconds"]))
-        runner = Ours(url, batch_size) if kind == "ours" else GlanceManage(url, glance_manage)
+        runner = (Ours(url, batch_size, mysql_datadir) if kind == "ours"
+                  else GlanceManage(url, glance_manage))
         try:
             result = rolling_cycle(url, runner, load, settle)
         finally:
@@ -343,15 +347,24 @@ def main(argv=None):
     parser.add_argument("--skip-glance", action="store_true", help="run ours only")
     parser.add_argument("--skip-ours", action="store_true", help="run glance-manage only")
     parser.add_argument("--smoke", action="store_true", help="2,000 images, short pauses")
+    parser.add_argument("--mariadb", default=common.MARIADB_SERVER,
+                        help="server for the throwaway databases, as a URL ending in / "
+                             "(default %(default)s)")
+    parser.add_argument("--mysql-datadir",
+                        help="that server's data directory, on this host: our phases run with "
+                             "mysql_datadir (rebuilt tables' files held)")
     parser.add_argument("--out", help="directory for rolling.json and rolling_latency.png")
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.settle = 2000, 1.0
+    common.MARIADB_SERVER = args.mariadb
     load = {"writers": args.writers, "rate": args.rate}
     result = {"images": args.images, "smoke": args.smoke, "load": load, "settle_seconds": args.settle,
-              "goal": GOAL, "machine": machine(), "engines": {}}
+              "goal": GOAL, "machine": machine(), "ours_mysql_datadir": bool(args.mysql_datadir),
+              "engines": {}}
     if not args.skip_ours:
-        result["engines"]["ours"] = run_engine("ours", args.images, load, args.settle, args.batch_size)
+        result["engines"]["ours"] = run_engine("ours", args.images, load, args.settle, args.batch_size,
+                                               mysql_datadir=args.mysql_datadir)
     if not args.skip_glance:
         result["engines"]["glance_manage"] = run_engine(
             "glance_manage", args.images, load, args.settle, None, glance_manage_path())
