@@ -92,3 +92,21 @@ def test_unusable_datadir_is_refused_before_any_change(make_database, tmp_path, 
         assert "does not hold the files of database %s" % db.name in message
         assert "SELECT @@datadir" in message
     assert sa.inspect(db.engine).get_table_names() == []
+
+
+def test_a_file_that_cannot_be_held_gives_a_warning_not_a_failure(make_database):
+    db = make_database("mysql")
+    phases.run(db.engine, "sync", version="mitaka02")
+    datadir = _datadir(db)
+    in_the_way = os.path.join(datadir, "%s%s.images" % (HOLD_PREFIX, db.name))
+    os.mkdir(in_the_way)  # the link cannot be made there
+    try:
+        outcome = phases.run(db.engine, "expand", mysql_datadir=datadir)
+        assert os.path.isdir(in_the_way)  # not ours to remove
+    finally:
+        os.rmdir(in_the_way)
+    assert outcome.changed
+    warned = [w for w in outcome.warnings if "Could not hold the file of table images" in w]
+    assert len(warned) == 1, outcome.warnings
+    assert db.scalar("SELECT COUNT(*) FROM alembic_version") == 1
+    assert _holds(datadir, db) == []
