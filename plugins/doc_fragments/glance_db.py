@@ -62,6 +62,8 @@ options:
         file is a good part of it; with the link the server only removes a name, and the module frees the file
         afterwards, with no lock held (on 1,000,000 images the stall went from about 140 ms to about 55 ms).
       - Refused on other engines, or when the directory does not hold this database's files or is not writable.
+        Where a link cannot be made (a database directory on another file system), that table's C(ALTER TABLE)
+        runs without it and the module warns.
       - Unset (the default), nothing is done on the server's file system.
     type: path
 """
