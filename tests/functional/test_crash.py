@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
 from parity import differences
 import run_phase
-from run_phase import WRITE
 from seed import location_metadata, seed_pre_ocata, visibilities
 
 STRIDE = int(os.environ.get("GLANCE_CRASH_STRIDE", "3"))
@@ -61,7 +60,7 @@ def _count_writes(db, phase):
     count = {"writes": 0}
 
     def count_write(conn, cursor, statement, *rest):
-        if WRITE.match(statement):
+        if run_phase.WRITE.match(statement):
             count["writes"] += 1
 
     sa.event.listen(db.engine, "before_cursor_execute", count_write)

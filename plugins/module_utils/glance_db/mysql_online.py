@@ -74,13 +74,12 @@ class TablespaceHold(object):
     write access: the module runs on the database server.
     """
 
-    def __init__(self, datadir, database, warn):
+    def __init__(self, datadir, database):
         self.datadir = datadir
         self.database = database
-        self.warn = warn
 
     @classmethod
-    def for_server(cls, datadir, url, warn):
+    def for_server(cls, datadir, url):
         """Check the option against the database; raise ConfigurationError if unusable."""
         if url.get_backend_name() != "mysql":
             raise ConfigurationError(
@@ -97,10 +96,7 @@ class TablespaceHold(object):
             raise ConfigurationError(
                 "mysql_datadir %s is not writable by this user: run the task as the server's "
                 "user (become_user: mysql) or root, or leave mysql_datadir unset." % datadir)
-        return cls(datadir, url.database, warn)
-
-    def _hold_path(self, table):
-        return os.path.join(self.datadir, "%s%s.%s" % (HOLD_PREFIX, self.database, table))
+        return cls(datadir, url.database)
 
     def clear_leftovers(self):
         """Free what a killed run's holds still keep (the caller holds the migration lock)."""
@@ -110,21 +106,22 @@ class TablespaceHold(object):
                 os.unlink(path)
 
     @contextlib.contextmanager
-    def holding(self, table):
-        hold = self._hold_path(table)
+    def holding(self, table, warn):
+        tablespace = os.path.join(self.datadir, self.database, table + ".ibd")
+        hold = os.path.join(self.datadir, "%s%s.%s" % (HOLD_PREFIX, self.database, table))
         try:
-            os.link(os.path.join(self.datadir, self.database, table + ".ibd"), hold)
+            os.link(tablespace, hold)
         except FileNotFoundError:  # not file-per-table: nothing to hold
             hold = None
         except OSError as exc:  # e.g. the database directory on another file system
-            self.warn("Could not hold the file of table %s during its ALTER TABLE (%s); it ran "
-                      "without, so the server deleted the old copy while writes waited."
-                      % (table, exc.strerror or exc))
+            warn("Could not hold the file of table %s during its ALTER TABLE (%s); it ran "
+                 "without, so the server deleted the old copy while writes waited."
+                 % (table, exc.strerror or exc))
             hold = None
         try:
             yield
         finally:
-            if hold and os.path.isfile(hold):
+            if hold:
                 os.unlink(hold)
 
 
@@ -154,7 +151,10 @@ class OnlineDDL(object):
                 return self._run(construct, lambda: self._with_retry(
                     lambda: original(construct, *args, **kwargs)))
             altered = ALTER_TABLE.match(online)
-            hold = self.hold.holding(altered.group(1)) if self.hold and altered else contextlib.nullcontext()
+            if self.hold and altered:
+                hold = self.hold.holding(altered.group(1), self.warn)
+            else:
+                hold = contextlib.nullcontext()
             with hold:
                 return self._run(construct, lambda: self._online(impl.connection, online, sql))
 

@@ -49,7 +49,7 @@ class Plan(object):
 class Outcome(object):
     def __init__(self, plan, before, after, applied_revisions, migrated, warnings=()):
         self.plan = plan
-        self.warnings = list(warnings)
+        self.warnings = list(dict.fromkeys(warnings))  # once each: a table may be altered often
         self.before = before
         self.after = after
         self.applied_revisions = applied_revisions
@@ -219,9 +219,7 @@ PLANNERS = {"sync": plan_sync, "expand": plan_expand, "migrate": plan_migrate,
 def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_rows=None,
         mysql_lock_wait_timeout=10, mysql_datadir=None, **plan_args):
     """Plan the phase; unless in check mode, apply it under the migration lock."""
-    hold_warnings = []
-    hold = (TablespaceHold.for_server(mysql_datadir, engine.url, hold_warnings.append)
-            if mysql_datadir else None)
+    hold = TablespaceHold.for_server(mysql_datadir, engine.url) if mysql_datadir else None
     before_state = db_state.read(engine)
     plan = PLANNERS[phase](before_state, **plan_args)
     before = before_state.as_facts()
@@ -245,8 +243,7 @@ def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_r
     after_state = db_state.read(engine)
     for item in migrated:
         item["remaining"] = after_state.pending.get(item["name"], 0)
-    return Outcome(plan, before, after_state.as_facts(), done, migrated,
-                   runner.warnings + list(dict.fromkeys(hold_warnings)))
+    return Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings)
 
 
 DEFAULT_BATCH_SIZE = 5000
