@@ -15,9 +15,9 @@ description:
   - With O(images_table=true), like C(glance-manage db purge_images_table), deletes C(images) rows instead, which
     plain purges never touch; a purged image id could be given to a new image (OSSN-0075), so keep them long.
   - Where Glance fails, this succeeds and never leaves an orphan. An image's remaining child rows (properties,
-    tags, locations, members, soft-deleted or not) are deleted with it in the same transaction, where Glance
-    stops on a foreign-key error (MySQL, PostgreSQL) or leaves them behind (SQLite). A task and its
-    C(task_info) go in the same batch.
+    tags, locations, members, soft-deleted or not) are deleted with it in the same transaction, where
+    Glance 33 stops on a foreign-key error and purges no image (on SQLite too: oslo.db turns foreign keys on).
+    A task and its C(task_info) go in the same batch.
   - A row whose C(deleted_at) is set but C(deleted) is false is still visible through the API and is kept
     (Glance would delete it).
   - Works in batches of O(batch_size) rows, each its own short transaction that waits at most

@@ -10,9 +10,10 @@ why Glance keeps them 180 days by default and apart from the other tables.
 Where Glance fails or damages data this does better:
 
 * Glance deletes ``images`` rows whose child rows (properties, tags, locations,
-  members) are still there: a foreign-key error on MySQL and PostgreSQL, orphans
-  on SQLite. Here an image's child rows go with it, in the same transaction:
-  without their image they are unreachable.
+  members) are still there: a foreign-key error, on every engine (Glance 33's
+  oslo.db enforces foreign keys on SQLite too; older ones left orphans there),
+  and no image is purged. Here an image's child rows go with it, in the same
+  transaction: without their image they are unreachable through the API.
 * Glance picks ``task_info`` and ``tasks`` rows by two separate ``LIMIT``
   queries, which can disagree on ties (a foreign-key error again); here the
   tasks are chosen once and their ``task_info`` deleted in the same batch.
@@ -76,14 +77,15 @@ def validate(age_in_days, max_rows, now=None):
     """Refuse what glance-manage refuses, in its words."""
     now = now or time.time()
     if age_in_days < 0:
-        raise PurgeRefused("Must supply a non-negative value for age (age_in_days: %d)." % age_in_days)
+        raise PurgeRefused("Must supply a non-negative value for age (age_in_days: %d): give 0 days or more." % age_in_days)
     if age_in_days >= int(now) / 86400:
-        raise PurgeRefused("Maximal age is count of days since epoch (age_in_days: %d)." % age_in_days)
+        raise PurgeRefused("Maximal age is count of days since epoch (age_in_days: %d): give a smaller age." % age_in_days)
     if max_rows < -1:
         raise PurgeRefused("Minimal rows limit is -1 (max_rows: %d; -1 purges every row old enough)."
                            % max_rows)
     if max_rows > MAX_INT:
-        raise PurgeRefused("'max_rows' value out of range, must not exceed %d." % MAX_INT)
+        raise PurgeRefused("'max_rows' value out of range, must not exceed %d: give -1 to purge every row "
+                           "old enough." % MAX_INT)
 
 
 class Purge(object):
@@ -95,7 +97,8 @@ class Purge(object):
             age_in_days = DEFAULT_IMAGES_AGE if images_table else DEFAULT_AGE
         validate(age_in_days, max_rows)
         if batch_size < 1:
-            raise PurgeRefused("batch_size must be at least 1 (got %d)." % batch_size)
+            raise PurgeRefused("batch_size must be at least 1 (got %d): give the rows per transaction, "
+                               "1000 by default." % batch_size)
         self.engine = engine
         self.age_in_days = age_in_days
         self.max_rows = max_rows
