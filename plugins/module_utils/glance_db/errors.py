@@ -46,3 +46,11 @@ class DataLossRefused(GlanceDbError):
 
 class MissingPrivilege(GlanceDbError):
     """The database user cannot do what the phase needs (e.g. create triggers)."""
+
+
+class ClusterNotReady(GlanceDbError):
+    """A Galera node that is not Primary and Synced, or a cluster below its minimum size."""
+
+
+class LockLost(GlanceDbError):
+    """The run's lease on the Galera migration lock expired or was taken over."""

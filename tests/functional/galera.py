@@ -1,0 +1,187 @@
+"""The 3-node Galera cluster of scripts/galera, for tests/functional/test_galera*.py.
+
+Node N (1-3) answers on 127.0.0.1:4305+N (+ GALERA_PORT_OFFSET), root without
+password. These tests are marked ``galera`` and run in scripts/test's galera
+stage, one at a time, not in the main pytest run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
+    connection as db_connection,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "galera"
+OFFSET = int(os.environ.get("GALERA_PORT_OFFSET", "0"))
+NODES = (1, 2, 3)
+
+
+def port(node):
+    return 4305 + node + OFFSET
+
+
+def server(node):
+    return "mysql+pymysql://root@127.0.0.1:%d" % port(node)
+
+
+def script(*args, timeout=180):
+    return subprocess.run(["bash", str(SCRIPT)] + list(args), capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, GALERA_PORT_OFFSET=str(OFFSET)))
+
+
+def require_cluster():
+    """Fail (in CI) or skip unless all three nodes are Primary and Synced."""
+    status = script("status", timeout=60)
+    if status.returncode != 0:
+        reason = "the Galera cluster is not up (bash scripts/galera start):\n" + status.stdout
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+def admin(node, sql, params=None, timeout=30):
+    """Run ``sql`` (or a list of statements, in one session) through ``node``; the last one's rows."""
+    engine = sa.create_engine(server(node) + "/mysql", isolation_level="AUTOCOMMIT",
+                              connect_args={"connect_timeout": 5, "read_timeout": timeout,
+                                            "write_timeout": timeout})
+    try:
+        with engine.connect() as conn:
+            for statement in ([sql] if isinstance(sql, str) else sql):
+                result = conn.execute(sa.text(statement), params or {})
+            return [tuple(r) for r in result] if result.returns_rows else None
+    finally:
+        engine.dispose()
+
+
+def status(node, name):
+    return admin(node, "SHOW GLOBAL STATUS LIKE :n", {"n": name})[0][1]
+
+
+def pid(node):
+    out = script("pid", str(node), timeout=10)
+    return int(out.stdout) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def signal_node(node, sig):
+    os.kill(pid(node), sig)
+
+
+def wait_cluster(size=3, timeout=120):
+    """Wait until every node reports a Primary, Synced cluster of ``size``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if script("status", timeout=60).returncode == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("cluster not back to 3 Synced nodes:\n" + script("status").stdout)
+
+
+def restore_cluster():
+    """The watchdog's cure: thaw frozen nodes, start dead ones, wait for 3 Synced."""
+    for node in NODES:
+        node_pid = pid(node)
+        if node_pid:
+            try:
+                os.kill(node_pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    out = script("start", timeout=240)
+    if out.returncode != 0:
+        out = script("restart", timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def writable_everywhere(marker):
+    """A write through every node succeeds and is seen through the others."""
+    admin(1, "CREATE TABLE IF NOT EXISTS %s.writes (node INT PRIMARY KEY, v VARCHAR(40))" % marker)
+    for node in NODES:
+        admin(node, "REPLACE INTO %s.writes VALUES (:n, :v)" % marker, {"n": node, "v": "w%d" % node},
+              timeout=20)
+    for node in NODES:
+        rows = admin(node, ["SET SESSION wsrep_sync_wait = 1", "SELECT COUNT(*) FROM %s.writes" % marker])
+        assert rows[0][0] == 3, (node, rows)
+    admin(1, "DROP TABLE %s.writes" % marker)
+
+
+class GaleraDatabase(object):
+    """A throwaway database on the cluster, with an engine through each node."""
+
+    __test__ = False
+
+    def __init__(self):
+        self.name = "glance_g_%s" % uuid.uuid4().hex[:12]
+        admin(1, "CREATE DATABASE %s" % self.name)
+        self.engines = {}
+
+    def url(self, node):
+        return "%s/%s" % (server(node), self.name)
+
+    def engine(self, node=1, read_timeout=None):
+        if node not in self.engines:
+            redactor = db_connection.Redactor()
+            self.engines[node] = db_connection.create_engine(
+                db_connection.resolve_url(self.url(node), redactor=redactor), redactor,
+                read_timeout=read_timeout or 60)
+        return self.engines[node]
+
+    def scalar(self, sql, node=1, **params):
+        with self.engine(node).connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+
+    def rows(self, sql, node=1, **params):
+        with self.engine(node).connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+
+    def drop(self):
+        for engine in self.engines.values():
+            engine.dispose()
+        for node in NODES:
+            try:
+                admin(node, "DROP DATABASE IF EXISTS %s" % self.name)
+                return
+            except Exception:  # that node is down: another drops it
+                continue
+
+
+def run_modules(tmp_path, calls, timeout=300):
+    """Run real modules through ansible-playbook: calls = [(module, args), ...] -> results."""
+    import json
+    import sys
+
+    import yaml
+    tasks = [{"name": "call %d" % i, "openstack_ops.glance.glance_db_%s" % module: args,
+              "register": "result_%d" % i, "ignore_errors": True}
+             for i, (module, args) in enumerate(calls)]
+    out = tmp_path / ("results-%s.json" % uuid.uuid4().hex[:6])
+    tasks.append({"name": "Write every result", "ansible.builtin.copy": {
+        "dest": str(out), "mode": "0600",
+        "content": "{{ [%s] | to_json }}" % ", ".join("result_%d" % i for i in range(len(calls)))}})
+    playbook = tmp_path / ("play-%s.yml" % uuid.uuid4().hex[:6])
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def assert_one_clear_msg(result, *expected):
+    msg = result.get("msg", "")
+    assert result.get("failed") is True, result
+    assert "Traceback" not in msg and "\n" not in msg.strip(), msg
+    assert "exception" not in result or "Traceback" not in str(result.get("module_stderr", "")), result
+    for text in expected:
+        assert text in msg, (text, msg)
+    return msg
