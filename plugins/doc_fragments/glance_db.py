@@ -21,13 +21,18 @@ options:
   config_file:
     description:
       - Glance config files to read C([database] connection) from, for example V(/etc/glance/glance-api.conf).
-      - Read in order, as oslo.config does; a later file wins.
+      - Read as C(glance-manage --config-file) reads them, with oslo.config's rules; in order, a later file winning.
+        Only C([database] connection) counts (not C([DEFAULT] connection), nor the old C(sql_connection)).
+      - In a value, C($$) (or C(\$)) is a literal C($), and C($name) or C(${name}) is the value of Glance's option
+        C(name) of the same section or of C([DEFAULT]) (C($section.name) for another one). A name Glance does
+        not define (C($state_path), for one) is refused, as C(glance-manage) fails on it.
     type: list
     elements: path
   config_dir:
     description:
-      - A config directory such as V(/etc/glance/glance-api.conf.d); its C(*.conf) files are read after O(config_file),
-        in name order, a later file winning.
+      - A config directory such as V(/etc/glance/glance-api.conf.d); its C(*.conf) files (not hidden ones) are read
+        after O(config_file), in name order, a later file winning, as C(glance-manage --config-dir) does.
+      - Unlike C(glance-manage), no default directory is read when this is unset.
     type: path
 requirements:
   - SQLAlchemy >= 2.0
