@@ -22,7 +22,7 @@ def last_json(path):
 
 
 def comparison_rows(result):
-    """Rows of (engine, ours, glance, ratio, goal, floor) for fresh_sync and check."""
+    """Rows of (engine, ours, glance, ratio, goal, floor) for fresh_sync, check and noop_sync."""
     rows = []
     for engine, entry in sorted(result.get("engines", {}).items()):
         glance = entry.get("glance")
@@ -57,7 +57,7 @@ def main(out, names):
             continue
         results[name] = result
         print("\n== %s%s" % (name, " (smoke)" if result.get("smoke") else ""))
-        if name in ("fresh_sync", "check"):
+        if name in ("fresh_sync", "check", "noop_sync"):
             table(("engine", "ours s", "glance s", "ratio", "goal", "floor s"),
                   comparison_rows(result))
         elif before:

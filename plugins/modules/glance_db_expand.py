@@ -48,6 +48,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description:
+    - What the run did, in C(glance-manage db expand)'s words: V(Upgraded database to: HEAD, current revision(s): ROWS),
+      V(Database expansion is up to date. No expansion needed.), or V(Database is up to date. No migrations needed.) once contracted.
+    - In check mode, what it would do (revisions and rows); the same words as above when there is nothing to do.
+  returned: always
+  type: str
+  sample: "Database expansion is up to date. No expansion needed."
 glance_db:
   description: The database after the run, in the shape returned by M(openstack_ops.glance.glance_db_facts).
   returned: always
@@ -56,6 +64,12 @@ plan:
   description: What the run does (check mode) or did.
   returned: always
   type: dict
+  contains:
+    revisions_after:
+      description: The rows of C(alembic_version) the run leaves (in check mode, would leave).
+      type: list
+      elements: str
+      sample: ["2024_1_contract01"]
   sample: {"phase": "sync", "revisions": ["liberty", "mitaka01"], "data_migrations": [{"name": "ocata_migrate01_community_images", "rows": 120}]}
 revisions_applied:
   description: The revisions applied, in order.
@@ -74,6 +88,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 
 class GlanceDbExpand(GlanceDbModule):
+    settles_directly = True
     argument_spec = dict(version=dict(type="str", default="heads"))
 
     def run(self):

@@ -51,14 +51,26 @@ glance_db:
       type: list
       elements: str
       sample: ["2024_1_contract01"]
+    releases:
+      description: The OpenStack release of each revision in RV(glance_db.revisions), as the revision's id names it.
+      type: dict
+      sample: {"2024_1_contract01": "2024.1"}
+    connection_source:
+      description:
+        - Where the database URL came from, V(connection) (the option) or the path of the config file that set
+          C([database] connection).
+      type: str
+      sample: /etc/glance/glance-api.conf
     alembic_version_rows:
       description: The rows exactly as stored.
       type: list
       elements: str
     expand:
-      description: Current revision (V(null) when none) and target head of the expand branch, and whether it is at the head.
+      description:
+        - Current revision (V(null) when none) and target head of the expand branch, whether it is at the head,
+          and the OpenStack release of the current revision.
       type: dict
-      sample: {"current": "2024_1_expand01", "head": "2024_1_expand01", "at_head": true}
+      sample: {"current": "2024_1_expand01", "head": "2024_1_expand01", "at_head": true, "release": "2024.1"}
     contract:
       description: The same for the contract branch.
       type: dict

@@ -56,6 +56,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description:
+    - What the run did, in C(glance-manage db migrate)'s words: V(Migrated N rows) (with the rows that remain after a O(max_rows) run),
+      V(Database migration is up to date. No migration needed.), or V(Database is up to date. No migrations needed.) once contracted.
+    - In check mode, what it would do (revisions and rows); the same words as above when there is nothing to do.
+  returned: always
+  type: str
+  sample: "Migrated 1200 rows"
 glance_db:
   description: The database after the run, in the shape returned by M(openstack_ops.glance.glance_db_facts).
   returned: always
@@ -64,6 +72,12 @@ plan:
   description: What the run does (check mode) or did.
   returned: always
   type: dict
+  contains:
+    revisions_after:
+      description: The rows of C(alembic_version) the run leaves (in check mode, would leave).
+      type: list
+      elements: str
+      sample: ["2024_1_contract01"]
   sample: {"phase": "sync", "revisions": ["liberty", "mitaka01"], "data_migrations": [{"name": "ocata_migrate01_community_images", "rows": 120}]}
 revisions_applied:
   description: The revisions applied, in order.
@@ -82,6 +96,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 
 class GlanceDbMigrate(GlanceDbModule):
+    settles_directly = True
     argument_spec = dict(batch_size=dict(type="int", default=5000), max_rows=dict(type="int"))
 
     def run(self):

@@ -56,6 +56,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description:
+    - What the run did, in C(glance-manage db sync)'s words: V(Database is synced successfully.), V(Database is up to date. No migrations needed.);
+      with O(version), V(Upgraded database to: VERSION, current revision(s): ROWS) as C(glance-manage db upgrade --version) says.
+    - In check mode, what it would do (revisions and rows); the same words as above when there is nothing to do.
+  returned: always
+  type: str
+  sample: "Database is synced successfully."
 glance_db:
   description: The database after the run, in the shape returned by M(openstack_ops.glance.glance_db_facts).
   returned: always
@@ -64,6 +72,12 @@ plan:
   description: What the run does (check mode) or did.
   returned: always
   type: dict
+  contains:
+    revisions_after:
+      description: The rows of C(alembic_version) the run leaves (in check mode, would leave).
+      type: list
+      elements: str
+      sample: ["2024_1_contract01"]
   sample: {"phase": "sync", "revisions": ["liberty", "mitaka01"], "data_migrations": [{"name": "ocata_migrate01_community_images", "rows": 120}]}
 revisions_applied:
   description: The revisions applied, in order.
@@ -82,6 +96,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 
 class GlanceDbSync(GlanceDbModule):
+    settles_directly = True
     argument_spec = dict(version=dict(type="str", default="heads"))
 
     def run(self):

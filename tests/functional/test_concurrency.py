@@ -47,6 +47,42 @@ def test_simultaneous_runs_serialize(online_database, phase_sequence):
         assert sorted(r["changed"] for r in results) == [False] * (RACERS - 1) + [True], results
     assert visibilities(db) == expected
     assert differences(db.engine, db.engine_name, "2024_1_contract01") == ""
+    if db.engine_name == "sqlite":
+        assert not list(Path(db.engine.url.database).parent.glob("*.migration-lock"))
+
+
+# Each process takes the SQLite lock ROUNDS times and adds one to a counter
+# file while it holds it: a lost update means two held the lock at once (as
+# when a waiter locks a file its holder already removed).
+LOCK_WORKER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.lock import _file_lock
+database, counter, rounds, start_at = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+time.sleep(max(0.0, start_at - time.time()))
+for _ in range(rounds):
+    with _file_lock(database, 60):
+        with open(counter) as handle:
+            value = int(handle.read())
+        time.sleep(0.001)
+        with open(counter, "w") as handle:
+            handle.write(str(value + 1))
+"""
+
+
+def test_sqlite_lock_excludes_and_leaves_no_file(tmp_path):
+    database, counter = tmp_path / "glance.sqlite", tmp_path / "counter"
+    counter.write_text("0")
+    workers, rounds = 4, 60
+    start_at = time.time() + 1.0
+    procs = [subprocess.Popen([sys.executable, "-c", LOCK_WORKER,
+                               str(Path(__file__).resolve().parents[2] / ".build" / "collections"),
+                               str(database), str(counter), str(rounds), str(start_at)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert int(counter.read_text()) == workers * rounds
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter"]
 
 
 def test_killed_migrate_resumes(online_database):

@@ -11,8 +11,11 @@ load. Needs the oracle virtualenv (tests/parity/oracle-venv).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -249,3 +252,70 @@ def test_refusals_write_nothing(make_database, tmp_path):
         with pytest.raises(metadefs.MetadefsError, match="prefer_new"):
             metadefs.load(db.engine, str(GLANCE_FILES), **modes)
     assert db.scalar("SELECT count(*) FROM metadef_namespaces") == 0
+
+
+ROLE_PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    glance_db_connection: "{url}"
+    glance_db_backup: false
+  tasks:
+    - name: main syncs and loads the files
+      ansible.builtin.include_role:
+        name: openstack_ops.glance.glance_db
+      vars:
+        glance_db_metadefs_path: "{path}"
+    - name: the load ran after the sync
+      ansible.builtin.assert:
+        that: glance_db_metadefs_result is changed
+    - name: the metadefs entry point with the same files
+      ansible.builtin.include_role:
+        name: openstack_ops.glance.glance_db
+        tasks_from: metadefs
+      vars:
+        glance_db_metadefs_path: "{path}"
+    - name: the second load found nothing to do
+      ansible.builtin.assert:
+        that:
+          - glance_db_metadefs_result is not changed
+          - glance_db_metadefs_result.counts.namespaces == {namespaces}
+    - name: a path set that does not exist
+      block:
+        - name: metadefs with a missing path
+          ansible.builtin.include_role:
+            name: openstack_ops.glance.glance_db
+            tasks_from: metadefs
+          vars:
+            glance_db_metadefs_path: "{path}/nowhere"
+        - name: not reached
+          ansible.builtin.fail:
+            msg: a missing glance_db_metadefs_path was not refused
+      rescue:
+        - name: the refusal names the path
+          ansible.builtin.assert:
+            that: ansible_failed_result.msg is search('nowhere does not exist')
+    - name: metadefs with the default path, which this host may not have
+      ansible.builtin.include_role:
+        name: openstack_ops.glance.glance_db
+        tasks_from: metadefs
+    - name: without /etc/glance/metadefs the load is skipped
+      ansible.builtin.assert:
+        that: glance_db_metadefs_result is skipped
+      when: not {default_exists}
+"""
+
+
+def test_role_main_loads_metadefs_after_the_sync(make_database, tmp_path):
+    db = make_database("sqlite")
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(ROLE_PLAY.format(
+        url=db.url, path=GLANCE_FILES, namespaces=len(list(GLANCE_FILES.glob("*.json"))),
+        default_exists=Path(metadefs.DEFAULT_PATH).is_dir()))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false"))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert db.scalar("SELECT count(*) FROM metadef_namespaces") == len(list(GLANCE_FILES.glob("*.json")))

@@ -8,6 +8,8 @@ descends from (what real Alembic leaves after each step).
 
 from __future__ import annotations
 
+import re
+
 from .errors import UnknownRevision
 from .revisions import SCRIPTS
 
@@ -16,6 +18,10 @@ CONTRACT = "contract"
 
 # Rows older Glance wrote, read by current Glance as these revisions.
 LEGACY_ROWS = {"ocata01": "ocata_contract01", "pike01": "pike_contract01"}
+
+# Glance names each revision after its release: ocata_contract01, mitaka02,
+# 2024_1_expand01 (a dated release, 2024.1).
+_RELEASE_OF_ID = re.compile(r"^(?P<release>.+?)(?:_(?:expand|contract))?\d*$")
 
 
 class Revision(object):
@@ -28,6 +34,12 @@ class Revision(object):
         self.depends_on = script.depends_on
         self.labels = tuple(script.branch_labels or ())
         self.branch = None  # filled in by the graph
+
+    @property
+    def release(self):
+        """The OpenStack release the revision belongs to: ocata, 2024.1."""
+        name = _RELEASE_OF_ID.match(self.id).group("release")
+        return re.sub(r"^(\d{4})_(\d)$", r"\1.\2", name)
 
     @property
     def parents(self):

@@ -93,6 +93,8 @@ class DatabaseState(object):
             "database": self.database,
             "revisions": self.version_rows if known else list(self.rows),
             "alembic_version_rows": list(self.rows),
+            # The OpenStack release of each current revision, as its id names it.
+            "releases": dict((r, GRAPH.get(r).release) for r in self.version_rows) if known else {},
             "legacy_migrate_version": self.legacy_version,
             "empty": self.is_empty,
             "known": known,
@@ -114,7 +116,8 @@ class DatabaseState(object):
     def _branch_facts(self, branch):
         current = self.current(branch)
         return {"current": current, "head": GRAPH.heads[branch],
-                "at_head": current == GRAPH.heads[branch]}
+                "at_head": current == GRAPH.heads[branch],
+                "release": GRAPH.get(current).release if current else None}
 
 
 def read(engine):

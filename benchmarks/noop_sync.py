@@ -1,0 +1,70 @@
+"""A sync with nothing to do, per engine, as whole processes: what every deploy
+of an up-to-date cloud runs (kolla-ansible and openstack-ansible call db sync
+on each run).
+
+  ours    glance_db_sync as a managed host runs it: `python AnsiballZ_glance_db_sync.py`
+          (the payload ansible-core builds, see _lib.py); changed false
+  glance  real `glance-manage --config-file F db sync` (33.0.0), which prints
+          "Database is up to date. No migrations needed."
+
+The database is synced once by our engine and only read afterwards (checked:
+still at the heads). Interleaved rounds in a rotating order; median of the repeats.
+
+    .venv/bin/python benchmarks/noop_sync.py [--smoke] [--repeats N] [--out DIR]
+
+Last line of stdout: the result as JSON (DIR/noop_sync.json with --out).
+Goal: ours at most a quarter of glance-manage db sync's time on each engine.
+"""
+
+from __future__ import annotations
+
+import _lib
+
+GOAL = 1.0 / 4
+UP_TO_DATE = "Database is up to date. No migrations needed."
+
+
+def main():
+    args = _lib.parse_args("No-op sync: glance_db_sync vs glance-manage db sync, up to date.",
+                           repeats=7, smoke_repeats=1)
+    with _lib.scratch_databases(args.engines, "noop_sync") as (workdir, dbs):
+        for db in dbs:
+            _lib.sync_with_engine(db.url)
+        _lib.log("noop_sync: building the glance_db_sync payloads with ansible-core")
+        payloads = _lib.build_payloads("glance_db_sync", [db.url for db in dbs], workdir)
+        manage = _lib.glance_manage()
+        confs = dict((db.engine, _lib.glance_config(db, workdir)) for db in dbs)
+        if not args.smoke:  # glance-manage's first start compiles and caches; not timed
+            for db in dbs:
+                _lib.run_glance(manage, confs[db.engine], "sync", workdir)
+
+        def run_once(db, kind):
+            if kind == "ours":
+                seconds, result = _lib.run_payload(payloads[db.url], expect_changed=False)
+                if result.get("msg") != UP_TO_DATE:
+                    raise RuntimeError("%s: glance_db_sync said %r" % (db.engine, result.get("msg")))
+                return seconds
+            return _lib.run_glance(manage, confs[db.engine], "sync", workdir)[0]
+
+        times = _lib.interleaved_rounds(dbs, lambda db: ("ours", "glance"), run_once,
+                                        args.repeats, "noop_sync")
+        for db in dbs:
+            if db.version_rows() != _lib.HEADS:
+                raise RuntimeError("%s: the database changed during the no-op syncs" % db.engine)
+
+    engines = dict((engine, _lib.compared(by_kind, GOAL)) for engine, by_kind in times.items())
+    result = _lib.result_header("noop_sync", args, {
+        "ours": "python AnsiballZ_glance_db_sync.py on a database at the heads (the payload "
+                "ansible-core builds; a managed host's run minus SSH)",
+        "glance": "glance-manage --config-file F db sync (glance 33.0.0) on the same database",
+    }, engines)
+    line = "noop_sync: " + "; ".join(
+        "%s ours %.2f s, glance %.2f s (x%.2f, goal <= x%.2f %s)"
+        % (engine, e["ours"]["median"], e["glance"]["median"], e["ratio_ours_to_glance"], GOAL,
+           "met" if e["goal_met"] else "NOT met")
+        for engine, e in engines.items())
+    _lib.finish(result, args.out, "noop_sync.json", line)
+
+
+if __name__ == "__main__":
+    _lib.run_main("noop_sync", main)
