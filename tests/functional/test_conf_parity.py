@@ -276,3 +276,40 @@ def test_real_glance_manage_opens_the_database_we_read(oracle_python, tmp_path):
     assert done.returncode != 0
     with pytest.raises(ConfigurationError, match=r"uses \$state_path, which is not one of Glance's options"):
         glance_conf.read([str(bad)])
+
+
+def test_modules_use_the_url_glance_reads(make_database, tmp_path):
+    """Through Ansible, on MariaDB: a password written with oslo.config's $$ escape
+    logs in (configparser read it as $$), a later conf.d file wins, and what
+    glance-manage fails on is refused naming it."""
+    from galera import run_modules
+
+    db = make_database("mysql")
+    user, password = "gc_%s" % db.name[-8:], "pa$w0rd$"
+    db._admin("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'" % (user, password))
+    try:
+        db._admin("GRANT ALL PRIVILEGES ON %s.* TO '%s'@'127.0.0.1'" % (db.name, user))
+        main = tmp_path / "glance-api.conf"
+        main.write_text("[DEFAULT]\nconnection = sqlite:////not-here\n[database]\nconnection = sqlite:////old\n")
+        conf_d = tmp_path / "glance-api.conf.d"
+        conf_d.mkdir()
+        (conf_d / "10-database.conf").write_text(
+            "[database]\nconnection = mysql+pymysql://%s:%s@127.0.0.1:3306/%s\n"
+            % (user, password.replace("$", "$$"), db.name))
+        state_path = tmp_path / "state-path.conf"
+        state_path.write_text("[database]\nconnection = sqlite:///$state_path/glance.sqlite\n")
+        default_only = tmp_path / "default-only.conf"
+        default_only.write_text("[DEFAULT]\nconnection = sqlite:////x\n")
+        sync, facts, refused, not_found = run_modules(tmp_path, [
+            ("sync", {"config_file": [str(main)], "config_dir": str(conf_d)}),
+            ("facts", {"config_file": [str(main)], "config_dir": str(conf_d)}),
+            ("facts", {"config_file": [str(state_path)]}),
+            ("facts", {"config_file": [str(default_only)]}),
+        ])
+    finally:
+        db._admin("DROP USER IF EXISTS '%s'@'127.0.0.1'" % user)
+    assert sync.get("failed") is not True and sync["changed"] is True, sync
+    assert db.scalar("SELECT COUNT(*) FROM alembic_version") == len(sync["glance_db"]["revisions"]) > 0
+    assert facts.get("failed") is not True and facts["glance_db"]["up_to_date"] is True, facts
+    assert refused["failed"] is True and "uses $state_path, which is not one of Glance's options" in refused["msg"]
+    assert not_found["failed"] is True and "Found [DEFAULT] connection in %s" % default_only in not_found["msg"]
