@@ -49,7 +49,8 @@ EXAMPLES = r"""
 RETURN = r"""
 msg:
   description:
-    - What the run did, in C(glance-manage db contract)'s words: V(Upgraded database to: HEAD, current revision(s): ROWS),
+    - >-
+      What the run did, in C(glance-manage db contract)'s words: V(Upgraded database to: HEAD, current revision(s): ROWS),
       or V(Database is up to date. No migrations needed.).
     - In check mode, what it would do (revisions and rows); the same words as above when there is nothing to do.
   returned: always

@@ -50,7 +50,8 @@ EXAMPLES = r"""
 RETURN = r"""
 msg:
   description:
-    - What the run did, in C(glance-manage db expand)'s words: V(Upgraded database to: HEAD, current revision(s): ROWS),
+    - >-
+      What the run did, in C(glance-manage db expand)'s words: V(Upgraded database to: HEAD, current revision(s): ROWS),
       V(Database expansion is up to date. No expansion needed.), or V(Database is up to date. No migrations needed.) once contracted.
     - In check mode, what it would do (revisions and rows); the same words as above when there is nothing to do.
   returned: always

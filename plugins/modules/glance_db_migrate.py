@@ -58,7 +58,8 @@ EXAMPLES = r"""
 RETURN = r"""
 msg:
   description:
-    - What the run did, in C(glance-manage db migrate)'s words: V(Migrated N rows) (with the rows that remain after a O(max_rows) run),
+    - >-
+      What the run did, in C(glance-manage db migrate)'s words: V(Migrated N rows) (with the rows that remain after a O(max_rows) run),
       V(Database migration is up to date. No migration needed.), or V(Database is up to date. No migrations needed.) once contracted.
     - In check mode, what it would do (revisions and rows); the same words as above when there is nothing to do.
   returned: always

@@ -58,7 +58,8 @@ EXAMPLES = r"""
 RETURN = r"""
 msg:
   description:
-    - What the run did, in C(glance-manage db sync)'s words: V(Database is synced successfully.), V(Database is up to date. No migrations needed.);
+    - >-
+      What the run did, in C(glance-manage db sync)'s words: V(Database is synced successfully.), V(Database is up to date. No migrations needed.);
       with O(version), V(Upgraded database to: VERSION, current revision(s): ROWS) as C(glance-manage db upgrade --version) says.
     - In check mode, what it would do (revisions and rows); the same words as above when there is nothing to do.
   returned: always
