@@ -12,6 +12,7 @@ JSON, ``CONF.database.connection`` or the error. One process for all cases.
 
 import io
 import json
+import os
 import sys
 import warnings
 
@@ -32,21 +33,27 @@ def register_like_glance_manage():
     CONF.set_default(name="use_stderr", default=True)
 
 
-def parse(files, config_dir):
+def parse(files, config_dir, home=None):
+    """CONF as glance-manage leaves it for ``--config-file F... [--config-dir D]``, HOME ``home``."""
+    if home:
+        os.environ["HOME"] = home
     args = []
     for path in files:
         args += ["--config-file", path]
     if config_dir is not None:
         args += ["--config-dir", config_dir]
+    cfg_dirs = []  # glance-manage's main(): read only without --config-dir
+    for prog in ["glance-api", "glance-manage"]:
+        cfg_dirs.extend(cfg.find_config_dirs(project="glance", prog=prog))
     config.parse_args(args=args + ["db", "version"], default_config_files=[],
-                      default_config_dirs=[])
+                      default_config_dirs=cfg_dirs)
     config.set_config_defaults()
 
 
 def read(case):
     stderr, sys.stderr = sys.stderr, io.StringIO()
     try:
-        parse(case["files"], case.get("dir"))
+        parse(case["files"], case.get("dir"), case.get("home"))
         return {"url": CONF.database.connection}
     except BaseException as exc:  # noqa: B036 - argparse exits, recursion: all are answers
         # oslo.config writes why it exits (an invalid command-line option) to stderr.

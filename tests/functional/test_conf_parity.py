@@ -12,6 +12,7 @@ Where Glance gets a URL we must get the same one; where it fails we must refuse.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import subprocess
@@ -179,15 +180,28 @@ def make_cases(root, seed=SEED, count=CASES):
                                     "db.txt", "Z.conf", "a.conf"], rng.randrange(0, 4)):
                 _write(conf_d / name, rng, _file_lines(rng))
             config_dir = str(conf_d)
-        cases.append({"files": files, "dir": config_dir})
+        # glance-manage's default directories, under this case's HOME: read only without a config_dir.
+        home = case_dir / "home"
+        home.mkdir()
+        if rng.random() < 0.3:
+            for where in rng.sample([".glance/glance.conf.d", ".glance/glance-api.conf.d", "glance.conf.d",
+                                     "glance-api.conf.d", ".glance/glance-manage.conf.d",
+                                     "glance-manage.conf.d"], rng.randrange(1, 4)):
+                (home / where).mkdir(parents=True)
+                _write(home / where / rng.choice(["db.conf", "50.conf"]), rng, _file_lines(rng))
+        cases.append({"files": files, "dir": config_dir, "home": str(home)})
     return cases
 
 
 def ours(case):
+    home = os.environ.get("HOME")
+    os.environ["HOME"] = case["home"]
     try:
         return {"url": glance_conf.read(case["files"], case["dir"]).connection}
     except ConfigurationError as exc:
         return {"refused": str(exc)}
+    finally:
+        os.environ["HOME"] = home
 
 
 # What our refusal must say for each way real Glance fails.

@@ -112,3 +112,25 @@ def test_a_parse_error_shows_no_line(tmp_path):
     with pytest.raises(ConfigurationError) as error:
         glance_conf.read([str(conf)])
     assert "secret" not in str(error.value) and "line 4" in str(error.value)
+
+
+def test_glance_manage_default_directories_without_config_dir(tmp_path, monkeypatch):
+    """glance-manage reads ~/.glance/, ~/, /etc/glance/, /etc/ *.conf.d when given no
+    --config-dir, before its --config-file (which then wins); glance-manage.conf.d last."""
+    home = tmp_path / "home"
+    for where, text in ((".glance/glance-api.conf.d", "[database]\nconnection = sqlite:////api-d/$max_overflow\n"),
+                        ("glance.conf.d", "[database]\nmax_overflow = 7\n"),
+                        (".glance/glance-manage.conf.d", "[database]\nmax_overflow = 9\n")):
+        (home / where).mkdir(parents=True)
+        (home / where / "x.conf").write_text(text)
+    monkeypatch.setenv("HOME", str(home))
+    other = _conf(tmp_path, "[DEFAULT]\ndebug = false\n")
+    with_connection = tmp_path / "with-connection.conf"
+    with_connection.write_text("[database]\nconnection = sqlite:////main\n")
+    read = glance_conf.read(other)
+    assert (read.connection, read.source) == ("sqlite:////api-d/9", str(home / ".glance/glance-api.conf.d/x.conf"))
+    assert glance_conf.read([str(with_connection)]).connection == "sqlite:////main"
+    empty = tmp_path / "empty.d"
+    empty.mkdir()
+    with pytest.raises(ConfigurationError, match=r"No \[database\] connection"):
+        glance_conf.read(other, str(empty))  # a config_dir replaces the default ones

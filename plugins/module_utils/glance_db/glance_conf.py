@@ -37,24 +37,54 @@ class GlanceConfig(object):
 
 
 def read(config_file, config_dir=None):
-    """A GlanceConfig for ``config_file`` (a list) then ``config_dir``, or a ConfigurationError."""
-    paths = list(config_file or [])
-    for path in paths:
+    """A GlanceConfig for ``config_file`` (a list) then ``config_dir``, or a ConfigurationError.
+
+    Without ``config_dir``, the directories glance-manage reads by default come
+    first (so ``config_file`` overrides them), as with ``glance-manage --config-file``.
+    """
+    paths = []
+    if not config_dir:
+        for directory in default_config_dirs():
+            paths += _conf_files(directory)
+    for path in config_file or []:
         if not os.path.isfile(path):
             raise ConfigurationError(
                 "config_file %s does not exist. Give the path of glance-api.conf, "
                 "or the database URL as connection." % path)
+        paths.append(path)
     if config_dir:
         if not os.path.isdir(config_dir):
             raise ConfigurationError("config_dir %s is not a directory." % config_dir)
-        # glob, as oslo.config does: hidden files are not read.
-        paths += sorted(glob.glob(os.path.join(config_dir, "*.conf")))
+        paths += _conf_files(config_dir)
     files = _Files([_parse(path) for path in paths])
     files.check_command_line_options()
     connection, source = files.resolve("database", "connection")
     if not connection:
         raise ConfigurationError(_not_found(files, paths))
     return GlanceConfig(connection, source)
+
+
+def default_config_dirs():
+    """The ``*.conf.d`` directories glance-manage reads when given no --config-dir.
+
+    For ``glance.conf.d``, ``glance-api.conf.d``, ``glance.conf.d`` again and
+    ``glance-manage.conf.d`` (glance-manage asks for glance-api's, then its own),
+    the first that exists in ~/.glance, ~, /etc/glance, /etc (and a snap's etc/glance).
+    """
+    bases = [os.path.abspath(os.path.expanduser(path)) for path in ("~/.glance", "~")]
+    bases += ["/etc/glance", "/etc"]
+    bases += [os.path.join(os.environ[var], "etc", "glance") for var in ("SNAP_COMMON", "SNAP")
+              if os.environ.get(var)]
+    found = []
+    for name in ("glance", "glance-api", "glance", "glance-manage"):
+        found += [path for path in (os.path.join(base, name + ".conf.d") for base in bases)
+                  if os.path.exists(path)][:1]
+    return found
+
+
+def _conf_files(directory):
+    # glob, as oslo.config does: hidden files are not read.
+    return sorted(glob.glob(os.path.join(directory, "*.conf")))
 
 
 # ---- the line syntax of oslo.config's iniparser
