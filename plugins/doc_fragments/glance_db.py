@@ -74,3 +74,29 @@ options:
       - Unset (the default), nothing is done on the server's file system.
     type: path
 """
+  read_timeout:
+    description:
+      - On MySQL/MariaDB, seconds a statement may go unanswered before the run fails (PyMySQL's C(read_timeout)
+        and C(write_timeout)), so a run through a frozen server or Galera node ends with an error naming it
+        instead of waiting for ever. Keep it above the longest statement (a table rebuild).
+    type: int
+    default: 900
+  galera_min_cluster_size:
+    description:
+      - On a MariaDB Galera cluster, refuse to write when the node's cluster has fewer nodes than this.
+      - Writing phases always refuse a node that is not C(Primary) and C(Synced).
+    type: int
+  galera_lock_ttl:
+    description:
+      - On a MariaDB Galera cluster, seconds the migration lock's lease lives without renewal. A heartbeat
+        renews it every fifth of that; a killed or frozen run's lease is taken over after it expires. See
+        C(docs/galera.md).
+    type: int
+    default: 30
+  galera_lock_database:
+    description:
+      - On a MariaDB Galera cluster, the database holding the migration lock's lease table (C(GET_LOCK) is local
+        to one node). Created when missing; the Glance database user needs C(SELECT), C(INSERT), C(UPDATE),
+        C(DELETE) and C(CREATE) on it. Never the Glance database itself.
+    type: str
+    default: glance_migration_lock

@@ -120,6 +120,47 @@ glance_db:
           (V(binary_logging), V(log_bin_trust_function_creators), V(trigger_privilege), V(super_privilege), V(can_create)).
           V(null) on other engines.
       type: dict
+    galera:
+      description:
+        - On a MariaDB Galera node, this node's view of its cluster (read with C(wsrep_sync_wait), so the
+          state reported is the cluster's latest); V(null) on any other server. Writing phases refuse a node
+          whose O(glance_db.galera.writable) is false. See C(docs/galera.md).
+      type: dict
+      contains:
+        cluster_size:
+          description: Nodes in this node's cluster component (C(wsrep_cluster_size)).
+          type: int
+        cluster_status:
+          description: C(Primary) when this node's component has quorum (C(wsrep_cluster_status)), else C(Non-primary) or C(Disconnected).
+          type: str
+        cluster_state_uuid:
+          description: The cluster's state UUID (C(wsrep_cluster_state_uuid)); the same on every node of one cluster.
+          type: str
+        local_state:
+          description: This node's state (C(wsrep_local_state_comment)), e.g. C(Synced), C(Donor/Desynced), C(Joining).
+          type: str
+        ready:
+          description: Whether the node accepts queries (C(wsrep_ready)).
+          type: bool
+        writable:
+          description: Whether the writing phases run through this node (C(Primary) and C(Synced)).
+          type: bool
+        node_name:
+          description: This node's C(wsrep_node_name).
+          type: str
+        incoming_addresses:
+          description: The SQL addresses of the cluster's nodes as they announce them (C(wsrep_incoming_addresses)).
+          type: list
+          elements: str
+        osu_method:
+          description: How schema changes replicate in this session (C(wsrep_OSU_method)), C(TOI) (every node at once) or C(RSU).
+          type: str
+        flow_control_paused:
+          description: Fraction of time since the last C(FLUSH STATUS) that replication was paused by flow control (C(wsrep_flow_control_paused)), 0.0 to 1.0.
+          type: float
+        sync_wait:
+          description: The session's C(wsrep_sync_wait) the state was read with (bit 1 set by the modules, so reads wait for the cluster).
+          type: int
 """
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
