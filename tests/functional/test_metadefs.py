@@ -27,7 +27,14 @@ import test_interop
 glance_manage = test_interop.glance_manage  # the oracle fixture, shared with test_interop
 _glance = test_interop._glance
 
-GLANCE_FILES = Path("/tmp/glance-oracle-venv/etc/glance/metadefs")
+
+@pytest.fixture(scope="session")
+def glance_files(glance_manage):
+    """Real Glance's shipped metadefs files, in the oracle virtualenv (read there, never copied in)."""
+    files = Path(glance_manage).resolve().parents[1] / "etc" / "glance" / "metadefs"
+    assert files.is_dir(), "real Glance's metadefs files are missing: %s" % files
+    return files
+
 
 # Natural key columns first, then the compared columns; per table.
 ROWS_SQL = {
@@ -85,9 +92,9 @@ def compare(ours, theirs, step, report, only_resource_types=None):
     return a
 
 
-def changed_copy(directory):
+def changed_copy(glance_files, directory):
     """Glance's files with namespaces and their entries added, changed and removed."""
-    shutil.copytree(GLANCE_FILES, directory)
+    shutil.copytree(glance_files, directory)
 
     def edit(name, change):
         path = directory / name
@@ -166,20 +173,19 @@ MODES = [  # (step, our options, glance-manage flags); in this order, over the c
 
 
 @pytest.mark.parametrize("engine_name", ["sqlite", "mysql", "postgresql"])
-def test_same_rows_as_glance_manage(make_database, glance_manage, tmp_path, engine_name):
-    assert GLANCE_FILES.is_dir(), "real Glance's metadefs files are missing: %s" % GLANCE_FILES
+def test_same_rows_as_glance_manage(make_database, glance_manage, glance_files, tmp_path, engine_name):
     ours, theirs, round_trip = (make_database(engine_name) for twin in range(3))
     for db in (ours, theirs, round_trip):
         phases.run(db.engine, "sync")
     report = []
 
-    result = our_load(ours, GLANCE_FILES)
-    glance_load(glance_manage, tmp_path, theirs, GLANCE_FILES)
+    result = our_load(ours, glance_files)
+    glance_load(glance_manage, tmp_path, theirs, glance_files)
     rows = compare(ours, theirs, "plain load", report)
-    assert len(rows["metadef_namespaces"]) == len(list(GLANCE_FILES.glob("*.json")))
+    assert len(rows["metadef_namespaces"]) == len(list(glance_files.glob("*.json")))
     assert result.changes["created"]["namespaces"] == sorted(k[0] for k in rows["metadef_namespaces"])
 
-    changed = changed_copy(tmp_path / "changed")
+    changed = changed_copy(glance_files, tmp_path / "changed")
     for step, options, flags in MODES:
         result = our_load(ours, changed, **options)
         glance_load(glance_manage, tmp_path, theirs, changed, *flags)
@@ -219,9 +225,9 @@ def test_same_rows_as_glance_manage(make_database, glance_manage, tmp_path, engi
         print("  %s | %s | %s | %d | %d" % (engine, step, table, compared, differing))
 
 
-def test_export_never_overwrites_a_different_file_unless_forced(database, tmp_path):
+def test_export_never_overwrites_a_different_file_unless_forced(database, glance_files, tmp_path):
     phases.run(database.engine, "sync")
-    metadefs.load(database.engine, str(GLANCE_FILES / "compute-libvirt.json"))
+    metadefs.load(database.engine, str(glance_files / "compute-libvirt.json"))
     target = tmp_path / "out" / "OS::Compute::Libvirt.json"
     target.parent.mkdir()
     target.write_text("{}")
@@ -232,14 +238,38 @@ def test_export_never_overwrites_a_different_file_unless_forced(database, tmp_pa
     assert json.loads(target.read_text())["namespace"] == "OS::Compute::Libvirt"
 
 
-def test_refusals_write_nothing(make_database, tmp_path):
+class _Killed(Exception):
+    pass
+
+
+def test_a_load_that_dies_half_way_leaves_nothing_and_a_rerun_completes(database, glance_files):
+    phases.run(database.engine, "sync")
+    seen = []
+
+    @sa.event.listens_for(database.engine, "before_cursor_execute")
+    def die_at_the_100th_insert(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT"):
+            seen.append(statement)
+            if len(seen) == 100:
+                raise _Killed()
+
+    with pytest.raises(_Killed):
+        metadefs.load(database.engine, str(glance_files))
+    sa.event.remove(database.engine, "before_cursor_execute", die_at_the_100th_insert)
+    for table in ROWS_SQL:
+        assert database.scalar("SELECT count(*) FROM %s" % table) == 0, table
+    assert metadefs.load(database.engine, str(glance_files)).changed
+    assert not metadefs.load(database.engine, str(glance_files), check_mode=True).changed
+
+
+def test_refusals_write_nothing(make_database, glance_files, tmp_path):
     db = make_database("sqlite")
     with pytest.raises(metadefs.MetadefsError, match="Run glance_db_sync first"):
-        metadefs.load(db.engine, str(GLANCE_FILES))
+        metadefs.load(db.engine, str(glance_files))
     assert not Path(db.engine.url.database).exists()  # not even an empty SQLite file
     phases.run(db.engine, "sync")
     broken = tmp_path / "broken"
-    shutil.copytree(GLANCE_FILES, broken)
+    shutil.copytree(glance_files, broken)
     (broken / "zz-broken.json").write_text('{"namespace": "OS::Broken", ')
     with pytest.raises(metadefs.MetadefsError, match="zz-broken.json"):
         metadefs.load(db.engine, str(broken))
@@ -250,7 +280,7 @@ def test_refusals_write_nothing(make_database, tmp_path):
         metadefs.load(db.engine, str(tmp_path / "nowhere"))
     for modes in ({"prefer_new": True}, {"overwrite": True}, {"merge": True, "prefer_new": True, "overwrite": True}):
         with pytest.raises(metadefs.MetadefsError, match="prefer_new"):
-            metadefs.load(db.engine, str(GLANCE_FILES), **modes)
+            metadefs.load(db.engine, str(glance_files), **modes)
     assert db.scalar("SELECT count(*) FROM metadef_namespaces") == 0
 
 
@@ -307,15 +337,15 @@ ROLE_PLAY = """
 """
 
 
-def test_role_main_loads_metadefs_after_the_sync(make_database, tmp_path):
+def test_role_main_loads_metadefs_after_the_sync(make_database, glance_files, tmp_path):
     db = make_database("sqlite")
     playbook = tmp_path / "play.yml"
     playbook.write_text(ROLE_PLAY.format(
-        url=db.url, path=GLANCE_FILES, namespaces=len(list(GLANCE_FILES.glob("*.json"))),
+        url=db.url, path=glance_files, namespaces=len(list(glance_files.glob("*.json"))),
         default_exists=Path(metadefs.DEFAULT_PATH).is_dir()))
     done = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)],
         capture_output=True, text=True, timeout=600, check=False,
         env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false"))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert db.scalar("SELECT count(*) FROM metadef_namespaces") == len(list(GLANCE_FILES.glob("*.json")))
+    assert db.scalar("SELECT count(*) FROM metadef_namespaces") == len(list(glance_files.glob("*.json")))
