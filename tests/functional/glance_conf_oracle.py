@@ -65,11 +65,11 @@ def read(case):
 
 
 def _kind(opt_type):
-    for kind, cls in (("bool", types.Boolean), ("int", types.Integer),
-                      ("float", types.Float), ("str", types.String)):
-        if type(opt_type) is cls or (kind == "int" and isinstance(opt_type, types.Integer)):
-            return kind
-    return type(opt_type).__name__.lower()
+    """The reader's name for a type; exact classes, as URI and the like check more than String."""
+    if isinstance(opt_type, types.Integer):  # Port too
+        return "int"
+    kinds = {types.Boolean: "bool", types.Float: "float", types.String: "str"}
+    return kinds.get(opt_type.__class__, opt_type.__class__.__name__.lower())
 
 
 def options():
@@ -90,6 +90,8 @@ def options():
             # Only scalar defaults can end up in a URL; the reader refuses the rest.
             if default is not None and spec["kind"] in ("str", "bool", "int", "float"):
                 spec["default"] = default
+            elif default is not None:
+                spec["has_default"] = True
             for attr in ("min", "max"):
                 if getattr(typ, attr, None) is not None:
                     spec[attr] = getattr(typ, attr)
@@ -110,7 +112,7 @@ def options():
                 spec["dest"] = opt.dest
             if isinstance(opt, cfg.MultiOpt) or opt.multi:
                 spec["multi"] = True
-            if any(o is opt for o, _ in CONF._all_cli_opts()):
+            if any(cli_opt is opt for cli_opt, _group in CONF._all_cli_opts()):
                 spec["cli"] = True
             group[name] = spec
     return table

@@ -24,6 +24,8 @@ READS = {
         "connection = sqlite:///${image_cache_dir}/$max_pool_size-$max_overflow-$debug-$database.backend\n",
         "sqlite:////srv/sha256/7-50-False-sqlalchemy"),
     "unset_string_option_is_empty": ("[database]\nconnection = sqlite:///$log_dir/g.db\n", "sqlite:////g.db"),
+    "unset_options_of_other_types_too": (
+        "[database]\nconnection = sqlite:////x$pydev_worker_debug_host/$enabled_backends/y\n", "sqlite:////x//y"),
     "matching_quotes_go": ("[database]\nconnection = 'sqlite:////q'\n", "sqlite:////q"),
     "odd_quotes_stay": ("[database]\nconnection = \"sqlite:////q'\n", "\"sqlite:////q'"),
     "comments_only_at_line_start": ("[database]\n# connection = sqlite:////no\nconnection = sqlite:////a # b\n",
@@ -82,10 +84,12 @@ def test_refuses(tmp_path, name):
         glance_conf.read(_conf(tmp_path, text))
 
 
-def test_list_options_are_refused_not_guessed(tmp_path):
-    """Glance would put the list's repr in the URL; no sane URL holds one."""
-    with pytest.raises(ConfigurationError, match=r"uses \$default_log_levels, a list option of Glance"):
-        glance_conf.read(_conf(tmp_path, "[database]\nconnection = sqlite:////$default_log_levels\n"))
+@pytest.mark.parametrize("text", ["[database]\nconnection = sqlite:////$default_log_levels\n",
+                                  "[DEFAULT]\nenabled_backends = a:b\n[database]\nconnection = sqlite:////$enabled_backends\n"])
+def test_lists_and_dicts_are_refused_not_guessed(tmp_path, text):
+    """Glance would put the Python repr of the value in the URL; no sane URL holds one."""
+    with pytest.raises(ConfigurationError, match=r"uses \$(default_log_levels|enabled_backends), a (list|dict) option"):
+        glance_conf.read(_conf(tmp_path, text))
 
 
 def test_files_then_directory_in_order_the_last_setting_wins(tmp_path):

@@ -231,8 +231,12 @@ class _Values(object):
             group, name = "DEFAULT", key  # oslo.config's second try: the whole name in DEFAULT
             if name not in OPTIONS[group]:
                 self.refuse(key)
-        kind = OPTIONS[group][name]["kind"]
+        spec = OPTIONS[group][name]
+        kind = spec["kind"]
         if kind not in _CONVERTED:
+            if kind != "subcommand" and not spec.get("cli") and not spec.get("has_default") \
+                    and self.files.lookup(group, name)[0] is None:
+                return ""  # unset, no default: oslo.config substitutes nothing
             raise ConfigurationError(
                 "%s uses $%s, a %s option of Glance; write its value itself." % (
                     _where(self.files.resolving[0]), key, kind))
