@@ -56,7 +56,15 @@ def read_config_files(config_file=None, config_dir=None):
 
 def raw_url(connection=None, config_file=None, config_dir=None):
     """The database URL as written, from the option or the config files."""
-    return connection if connection else read_config_files(config_file, config_dir)
+    return url_and_source(connection, config_file, config_dir)[0]
+
+
+def url_and_source(connection=None, config_file=None, config_dir=None):
+    """raw_url(), and where it came from: "connection", or the config file that set it."""
+    if connection:
+        return connection, "connection"
+    conf = glance_conf.read(config_file, config_dir)
+    return conf.connection, conf.source
 
 
 def resolve_url(connection=None, config_file=None, config_dir=None, redactor=None):

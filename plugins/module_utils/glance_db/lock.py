@@ -2,7 +2,8 @@
 """One migrator at a time: a database-level lock held for a whole writing run.
 
 MySQL/MariaDB: GET_LOCK on a connection kept open; PostgreSQL: a session
-advisory lock; SQLite: flock on a file beside the database. Runs started
+advisory lock; SQLite: flock on a file beside the database, there only while a
+run holds the lock. Runs started
 together serialize; the later ones then find nothing to do.
 """
 
@@ -68,18 +69,50 @@ def _poll(try_once, timeout):
 
 @contextlib.contextmanager
 def _file_lock(database, timeout):
+    """flock on DATABASE.migration-lock, removed again by the run that holds it.
+
+    The holder unlinks the file before it unlocks, so a run that was waiting on
+    that file may get a lock on a file no longer at the path: after locking,
+    each run checks that the path still names the file it locked, and starts
+    again otherwise. Whoever holds a lock on the file at the path holds the lock.
+    """
     if not database or database == ":memory:":
         yield  # a private in-memory database has no other writer
         return
-    with open(os.path.abspath(database) + ".migration-lock", "a") as handle:
-        def try_once():
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-        _poll(try_once, timeout)
+    path = os.path.abspath(database) + ".migration-lock"
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            yield
+            _poll(lambda: _try_flock(fd), max(0.0, deadline - time.monotonic()))
+        except BaseException:
+            os.close(fd)
+            raise
+        if _names(path, fd):
+            break
+        os.close(fd)  # the holder removed it meanwhile: lock the file at the path now
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(fd)  # unlocks
+
+
+def _try_flock(fd):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _names(path, fd):
+    """True when ``path`` is the file open as ``fd``."""
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)

@@ -49,6 +49,7 @@ class Plan(object):
 class Outcome(object):
     def __init__(self, plan, before, after, applied_revisions, migrated, warnings=()):
         self.plan = plan
+        self.msg = None  # set by run(): see message()
         self.warnings = list(dict.fromkeys(warnings))  # once each: a table may be altered often
         self.before = before
         self.after = after
@@ -215,10 +216,88 @@ PLANNERS = {"sync": plan_sync, "expand": plan_expand, "migrate": plan_migrate,
             "contract": plan_contract}
 
 
+# ---- what the operator reads first
+UP_TO_DATE = "Database is up to date. No migrations needed."
+# What glance-manage prints when its phase finds nothing to do (glance/cmd/manage.py).
+NOTHING_TO_DO = {
+    "expand": "Database expansion is up to date. No expansion needed.",
+    "migrate": "Database migration is up to date. No migration needed.",
+}
+
+
+def message(outcome, check_mode=False, version=None):
+    """The outcome in glance-manage's words for the same outcome; in check mode, what would happen."""
+    plan, after = outcome.plan, outcome.after
+    if plan.empty:  # planned so under the lock too when another run did the work meanwhile
+        if after["contract"]["at_head"]:
+            return UP_TO_DATE
+        if plan.phase in NOTHING_TO_DO:
+            return NOTHING_TO_DO[plan.phase]
+        return "Database is already at %s. No migrations needed." % _rows_text(after["revisions"])
+    explicit = version is not None and version not in HEADS
+    target = version if explicit else {"expand": GRAPH.heads[EXPAND],
+                                       "contract": GRAPH.heads[CONTRACT]}.get(plan.phase)
+    revisions = plan.revisions + plan.contract_revisions
+    if check_mode:
+        would = []
+        if revisions:
+            would.append("apply %d revision%s (%s)" % (
+                len(revisions), "s" if len(revisions) > 1 else "",
+                revisions[0] if len(revisions) == 1 else "%s to %s" % (revisions[0], revisions[-1])))
+        rows = sum(rows or 0 for migration, rows in plan.data_migrations)
+        if rows:
+            would.append("migrate %d rows" % rows)
+        return "Your database is not up to date. Check mode, nothing written: %s would %s." % (
+            plan.phase, " and ".join(would))
+    migrated = sum(m["migrated"] for m in outcome.migrated)
+    remaining = sum(m.get("remaining") or 0 for m in outcome.migrated)
+    if plan.phase == "migrate" or not outcome.applied_revisions:
+        text = "Migrated %d rows" % migrated
+        if remaining:
+            text += "; %d rows remain: run glance_db_migrate again" % remaining
+        return text
+    if plan.phase == "sync" and not explicit:
+        return "Database is synced successfully."
+    return "Upgraded database to: %s, current revision(s): %s" % (
+        target, _rows_text(outcome.after["revisions"]))
+
+
+def _rows_text(rows):
+    return ", ".join(rows) or "no revision"
+
+
 # ---- applying
+def settled(state, phase, batch_size=None, max_rows=None, **plan_args):
+    """The outcome of a phase that has nothing to do, judged from ``state``; else None.
+
+    ``state`` may be read without the lock and without SQLAlchemy (state.read_direct):
+    run() too decides "nothing to do" before taking the lock, and a state with
+    nothing to apply and no rows to migrate stays so (nothing downgrades).
+    Takes run()'s arguments; those that only tune the work are not needed here.
+    A Galera node that run() would refuse to write through is left to run().
+    """
+    if state.galera is not None and not state.galera.get("writable"):
+        return None
+    plan = PLANNERS[phase](state, **plan_args)
+    if not plan.empty:
+        return None
+    facts = state.as_facts()
+    outcome = Outcome(plan, facts, facts, [], [])
+    outcome.msg = message(outcome, version=plan_args.get("version"))
+    return outcome
+
+
 def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_rows=None,
         mysql_lock_wait_timeout=10, mysql_datadir=None, **plan_args):
     """Plan the phase; unless in check mode, apply it under the migration lock."""
+    outcome = _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
+                   mysql_lock_wait_timeout, mysql_datadir, **plan_args)
+    outcome.msg = message(outcome, check_mode, plan_args.get("version"))
+    return outcome
+
+
+def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
+         mysql_lock_wait_timeout, mysql_datadir, **plan_args):
     hold = TablespaceHold.for_server(mysql_datadir, engine.url) if mysql_datadir else None
     before_state = db_state.read(engine)
     plan = PLANNERS[phase](before_state, **plan_args)
