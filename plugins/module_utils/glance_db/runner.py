@@ -15,7 +15,7 @@ import warnings
 from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
 from .graph import GRAPH
-from .mysql_online import OnlineDDL
+from .mysql_online import DEADLOCK, FIRST_BACKOFF_SECONDS, RETRIES, OnlineDDL, _error_code
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"
@@ -128,6 +128,26 @@ class Runner(object):
         self.timings.append((revision_id, round(time.monotonic() - started, 3)))
         return after
 
+    def _batch(self, conn, step, after, limit):
+        """One batch in its own transaction: (keys, rows migrated).
+
+        A deadlock (on Galera also a batch that lost certification to the
+        application's writes through another node) rolled the batch back:
+        it runs again, with backoff, as Glance's API retries its own writes.
+        """
+        delay = FIRST_BACKOFF_SECONDS
+        for attempt in range(RETRIES + 1):
+            try:
+                with conn.begin():
+                    keys = step.next_keys(conn, after, limit)
+                    return keys, (step.apply(conn, keys) if keys else 0)
+            except sa.exc.OperationalError as exc:
+                if _error_code(exc) != DEADLOCK or attempt == RETRIES:
+                    raise
+                self.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
     def _begin_batches(self):
         conn = self._begin()
         if conn.dialect.name == "mysql" and self._read_committed_allowed(conn):
@@ -155,11 +175,10 @@ class Runner(object):
                 while max_rows is None or migrated < max_rows:
                     limit = batch_size if max_rows is None else min(batch_size, max_rows - migrated)
                     started = time.monotonic()
-                    with conn.begin():
-                        keys = step.next_keys(conn, after, limit)
-                        if not keys:
-                            break
-                        migrated += step.apply(conn, keys)
+                    keys, count = self._batch(conn, step, after, limit)
+                    if not keys:
+                        break
+                    migrated += count
                     after = keys[-1]
                     if self.online and len(keys) == limit:  # more to come: let others in
                         self.sleep(max(ONLINE_BATCH_PAUSE_MIN_SECONDS,
