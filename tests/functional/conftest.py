@@ -8,6 +8,7 @@ the run loudly; locally the tests that need it are skipped with the reason.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 
 import pytest
@@ -119,3 +120,35 @@ def database(request, make_database):
 def online_database(request, make_database):
     """A fresh database on each engine that supports rolling upgrades."""
     return make_database(request.param)
+
+
+class Blackhole(object):
+    """A port on 127.0.0.2 that never answers: its accept queue is full, so the
+    kernel drops every new SYN and a client waits until its own timeout."""
+
+    def __init__(self):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.2", 0))
+        self.server.listen(0)
+        self.port = self.server.getsockname()[1]
+        self.fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.2", self.port))
+            except BlockingIOError:
+                pass
+            self.fillers.append(filler)
+
+    def close(self):
+        for sock in self.fillers + [self.server]:
+            sock.close()
+
+
+@pytest.fixture
+def blackhole():
+    """A Blackhole, closed after the test."""
+    hole = Blackhole()
+    yield hole
+    hole.close()

@@ -90,7 +90,9 @@ def _cases(made, users, files):
     """(name, module, args, environment, text the msg must hold)."""
     my = made["mitaka"]
     return [
-        ("malformed URL", "sync", {"connection": "glance:%s@dbhost/glance" % PASSWORD}, {}, "malformed"),
+        ("malformed URL", "sync", {"connection": "glance:%s@dbhost/glance" % ENC}, {}, "malformed"),
+        ("password with an unencoded @", "sync", {"connection": "mysql+pymysql://glance:%s@127.0.0.1/glance" % PASSWORD},
+         {}, "URL-encode the password"),
         ("unknown driver", "sync", {"connection": "oracle://glance:%s@127.0.0.1/glance" % ENC}, {},
          "Unsupported database"),
         ("unreachable host", "sync", {"connection": "mysql+pymysql://glance:%s@127.0.0.1:1/glance" % ENC},
@@ -99,7 +101,7 @@ def _cases(made, users, files):
          "check the user name and password"),
         ("missing database", "facts",
          {"connection": "postgresql+psycopg://postgres:%s@127.0.0.1:5432/glance_missing_%s"
-          % (ENC, uuid.uuid4().hex[:8])}, {}, "create the database first"),
+          % (ENC, uuid.uuid4().hex[:8])}, {}, "check the database name"),
         ("unknown target revision", "sync", {"connection": made["synced"].url, "version": "ocata99"}, {},
          "Unknown revision 'ocata99'"),
         ("downgrade", "sync", {"connection": made["synced"].url, "version": "rocky_contract02"}, {},
@@ -205,3 +207,106 @@ def test_every_bad_input_is_one_clear_msg_without_password(scene, tmp_path):
     for key, before in untouched.items():
         assert schema_dump.dump(made[key].engine) == before, "%s was changed" % key
     print("%d bad inputs refused, none leaked the password" % len(cases))
+
+
+def _run_playbook(tmp_path, cases):
+    """Run (name, module, args, keywords) cases as one playbook; their results, in order.
+    Tasks with ``async`` run in the background while the others run."""
+    (tmp_path / "cases.yml").write_text(yaml.safe_dump(
+        {"case_%d" % i: args for i, (name, module, args, keywords) in enumerate(cases)}))
+    tasks, waits = [], []
+    for i, (name, module, args, keywords) in enumerate(cases):
+        task = dict({"name": name, "openstack_ops.glance.glance_db_%s" % module: {
+            key: "{{ case_%d.%s }}" % (i, key) for key in args}}, **keywords)
+        if "async" in keywords:
+            task.update(poll=0, register="job_%d" % i)
+            tasks.insert(0, task)
+            waits.append({"name": "wait: " + name, "ansible.builtin.async_status": {"jid": "{{ job_%d.ansible_job_id }}" % i},
+                          "register": "result_%d" % i, "until": "result_%d.finished" % i, "retries": 60, "delay": 1,
+                          "ignore_errors": True})
+        else:
+            tasks.append(dict(task, register="result_%d" % i, ignore_errors=True))
+    tasks += waits
+    tasks.append({"name": "Write every result", "diff": False, "ansible.builtin.copy": {
+        "dest": str(tmp_path / "results.json"),
+        "content": "{{ [%s] | to_json }}" % ", ".join("result_%d" % i for i in range(len(cases)))}})
+    playbook = tmp_path / "cases_play.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-e", "@%s" % (tmp_path / "cases.yml"),
+         str(playbook)], capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+                 ANSIBLE_ASYNC_DIR=str(tmp_path / "async")))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((tmp_path / "results.json").read_text())
+
+
+def test_input_that_is_not_what_it_looks_like_is_refused(make_database, blackhole, tmp_path):
+    """A SQLite file in a missing directory, a misspelt or absent driver, a missing
+    MySQL database and a host that never answers: each one clear msg, on the driver-only
+    read (facts) and through SQLAlchemy (sync, or facts with a query option)."""
+    import importlib.util
+    db = make_database("mysql")
+    phases.run(db.engine, "sync")
+    user = "gt_%s" % uuid.uuid4().hex[:10]
+    _mysql_user(db, user, "ALL")
+    missing_dir = tmp_path / ("absent-%s" % uuid.uuid4().hex[:6])
+    sqlite_missing = "sqlite:///%s/glance.sqlite" % missing_dir
+    absent_driver = importlib.util.find_spec("mysql") is None  # mysql-connector-python
+    root = "mysql+pymysql://root@127.0.0.1:3306/"
+    never = "mysql+pymysql://glance:%s@127.0.0.2:%d/glance" % (ENC, blackhole.port)
+    sqlite_dir = "the directory %s does not exist" % missing_dir
+    cases = [
+        # (name, module, args, task keywords, msg must hold, msg must not hold)
+        ("SQLite file in a missing directory, driver-only read", "facts", {"connection": sqlite_missing}, {},
+         sqlite_dir, "next_step"),
+        ("SQLite file in a missing directory, SQLAlchemy read", "facts",
+         {"connection": sqlite_missing + "?timeout=5"}, {}, sqlite_dir, "next_step"),
+        ("SQLite file in a missing directory, sync", "sync", {"connection": sqlite_missing}, {}, sqlite_dir, None),
+        ("misspelt driver, facts", "facts", {"connection": "mysql+pymsql://root@127.0.0.1/" + db.name}, {},
+         "driver 'pymsql' of mysql+pymsql:// is unknown", "PyMySQL is used"),
+        ("misspelt driver, sync", "sync", {"connection": "mysql+pymsql://root@127.0.0.1/" + db.name}, {},
+         "it runs the driver installed here: pymysql. Write mysql+pymysql://", None),
+        ("missing MySQL database (1049), facts", "facts", {"connection": root + "glance_absent_x"}, {},
+         "check the database name 'glance_absent_x'", "password"),
+        ("missing MySQL database (1049), sync", "sync", {"connection": root + "glance_absent_x"}, {},
+         "check the database name 'glance_absent_x'", "password"),
+        ("database the user may not use (1044), facts", "facts",
+         {"connection": _mysql_url(db, user, PASSWORD).replace(db.name, "glance_other_x")}, {},
+         "GRANT ALL PRIVILEGES ON glance_other_x.*", "password"),
+        ("database the user may not use (1044), migrate", "migrate",
+         {"connection": _mysql_url(db, user, PASSWORD).replace(db.name, "glance_other_x")}, {},
+         "GRANT ALL PRIVILEGES ON glance_other_x.*", "password"),
+        ("host that never answers, facts", "facts", {"connection": never}, {"async": 60},
+         "127.0.0.2:%d did not answer within 10 seconds" % blackhole.port, "see the database error above"),
+        ("host that never answers, sync", "sync", {"connection": never}, {"async": 60},
+         "127.0.0.2:%d did not answer within 10 seconds" % blackhole.port, "see the database error above"),
+        ("PostgreSQL host that never answers, facts", "facts",
+         {"connection": "postgresql+psycopg://postgres@127.0.0.2:%d/glance" % blackhole.port}, {"async": 60},
+         "127.0.0.2:%d did not answer within 10 seconds" % blackhole.port, "see the database error above"),
+    ]
+    if absent_driver:
+        cases.append(("absent driver, facts", "facts",
+                      {"connection": "mysql+mysqlconnector://root@127.0.0.1/" + db.name}, {},
+                      "driver 'mysqlconnector' of mysql+mysqlconnector:// is unknown or not one this collection runs",
+                      None))
+    accepted = [
+        ("MySQLdb's name, replaced with a warning", "facts", {"connection": root.replace("+pymysql", "+mysqldb") + db.name},
+         {}, "names the driver mysqldb (MySQLdb, oslo.db's default), which this host lacks: pymysql is used", None),
+        ("no driver named: PyMySQL, no warning", "facts", {"connection": root.replace("+pymysql", "") + db.name},
+         {}, None, None),
+    ]
+    results = _run_playbook(tmp_path, [case[:4] for case in cases + accepted])
+    for (name, module, args, keywords, expect, never_says), result in zip(cases, results):
+        msg = result.get("msg", "")
+        assert result.get("failed") is True, (name, result)
+        assert expect in msg, (name, msg)
+        assert never_says is None or never_says not in msg, (name, msg)
+        assert "Traceback" not in msg and "\n" not in msg.strip(), (name, msg)
+    for (name, module, args, keywords, expect, never_says), result in zip(accepted, results[len(cases):]):
+        assert not result.get("failed") and result["glance_db"]["up_to_date"], (name, result)
+        warnings = result.get("warnings", [])
+        assert (expect is None and not warnings) or any(expect in w for w in warnings), (name, warnings)
+    assert not missing_dir.exists(), "reading created the SQLite directory"
+    for host in ("%%", "localhost"):
+        db._admin("DROP USER IF EXISTS '%s'@'%s'" % (user, host))

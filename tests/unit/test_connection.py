@@ -40,9 +40,55 @@ def test_redactor_masks_raw_and_encoded_password(password):
     assert redact("mysql+pymysql://other:zzz@h/d") == "mysql+pymysql://other:********@h/d"
 
 
-def test_drivers_glance_configs_name_are_replaced_by_installed_ones():
-    assert connection.resolve_url("mysql://u@h/glance").drivername == "mysql+pymysql"
-    assert connection.resolve_url("postgresql+psycopg2://u@h/glance").drivername in (
-        "postgresql+psycopg", "postgresql+psycopg2")
+@pytest.mark.parametrize("raw, password", [
+    ("mysql+pymysql://glance:Tr0ub4dor@3@127.0.0.1/glance", "Tr0ub4dor@3"),
+    ("mysql+pymysql://glance:p@ss/w:rd%#@127.0.0.1/glance", "p@ss/w:rd%#"),
+    ("glance:p@ss@dbhost/glance", "p@ss"),
+])
+def test_unencoded_at_is_refused_and_masked_from_the_raw_string(raw, password):
+    redact = connection.Redactor()
+    with pytest.raises(ConfigurationError, match="URL-encode the password") as refused:
+        connection.raw_url(raw, redactor=redact)
+    host = raw.rsplit("@", 1)[1]
+    for text in (str(refused.value), redact(raw), redact("Cannot use the database at %s" % raw)):
+        assert host in text
+        assert not [password[i:i + 3] for i in range(len(password) - 2) if password[i:i + 3] in text], text
+
+
+def test_redactor_leaves_the_scheme_and_short_words_alone():
+    redact = connection.Redactor()
+    redact.add_url("mysql+pymysql://glance:p%40ssword@db/glance")
+    assert redact("mysql+pymysql://glance:p%40ssword@db/glance uses pymysql") == \
+        "mysql+pymysql://glance:********@db/glance uses pymysql"
+    assert redact("p@ssword and p%40ssword") == "******** and ********"
+    short = connection.Redactor()
+    short.add_url("mysql+pymysql://glance:p@db/glance")  # too short to mask outside a URL
+    assert short("mysql+pymysql") == "mysql+pymysql"
+
+
+@pytest.mark.parametrize("written, used, warns", [
+    ("mysql", "mysql+pymysql", False),
+    ("mariadb", "mysql+pymysql", False),
+    ("mysql+pymysql", "mysql+pymysql", False),
+    ("mysql+mysqldb", "mysql+pymysql", True),
+    ("postgres", "postgresql+psycopg", False),
+    ("postgresql+psycopg", "postgresql+psycopg", False),
+    ("sqlite", "sqlite+pysqlite", False),
+])
+def test_driver_names_an_operator_writes(written, used, warns):
+    url = "%s://u@h/glance" % written if not written.startswith("sqlite") else "%s:////tmp/g.sqlite" % written
+    assert connection.resolve_url(url).drivername == used
+    assert bool(connection.driver_warning(url)) is warns
+
+
+@pytest.mark.parametrize("written", ["mysql+pymsql", "mysql+mysqlconnector", "postgresql+pg8000", "mysql+MySQLdb"])
+def test_unknown_or_misspelt_driver_is_refused_naming_the_available_ones(written):
+    with pytest.raises(ConfigurationError, match=r"is unknown or not one this collection runs.*Write "):
+        connection.resolve_url("%s://u@h/glance" % written)
+    with pytest.raises(ConfigurationError):
+        connection.parse_plain_url("%s://u:p@h/glance" % written)
+
+
+def test_unsupported_database_is_named():
     with pytest.raises(ConfigurationError, match="Unsupported database 'oracle'"):
         connection.resolve_url("oracle://u@h/glance")

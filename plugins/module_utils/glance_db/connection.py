@@ -8,68 +8,193 @@ the ``*.conf`` files of ``config_dir`` in name order, a later value winning.
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 from urllib.parse import quote, quote_plus, unquote
 
-from . import glance_conf
 from .deps import DRIVERS, driver, driver_available, sa
 from .errors import ConfigurationError, ConnectionFailed, GlanceDbError
 
-# Drivers we can run, tried in order, for each URL scheme an operator may write.
-_DRIVER_CHOICES = {
-    "mysql": ("pymysql",),
-    "mariadb": ("pymysql",),
-    "postgresql": ("psycopg", "psycopg2"),
-    "postgres": ("psycopg", "psycopg2"),
-    "sqlite": ("pysqlite",),
-}
+# The drivers we run, for each URL scheme an operator may write, tried in order when
+# the URL names none. Other names Glance configs commonly carry are replaced, with a
+# warning, by the driver we run for them; any other driver name is refused.
+_BACKENDS = {"mysql": "mysql", "mariadb": "mysql", "postgresql": "postgresql",
+             "postgres": "postgresql", "sqlite": "sqlite"}
+_DRIVERS_RUN = {"mysql": ("pymysql",), "postgresql": ("psycopg", "psycopg2"), "sqlite": ("pysqlite",)}
+_REPLACED = {("mysql", "mysqldb"): "MySQLdb, oslo.db's default", ("postgresql", "psycopg2"): "psycopg 2"}
 _DRIVER_MODULES = {"pymysql": "pymysql", "psycopg": "psycopg", "psycopg2": "psycopg2",
                    "pysqlite": "sqlite3"}
+# Seconds a server may take to accept a connection.
+CONNECT_TIMEOUT = 10
+
+
+def user_info(raw):
+    """The user-info part of a database URL as written (from ``://``, or the start
+    when that is missing, to the last ``@``), or None. Taken from the raw string:
+    a password with an unencoded ``@`` would mislead any URL parser."""
+    text = (raw or "").strip()
+    start = text.find("://")
+    start = start + 3 if start >= 0 else 0
+    end = text.rfind("@")
+    return text[start:end] if end >= start else None
+
+
+def _masked(raw):
+    """``raw`` with its whole user-info part masked."""
+    text = (raw or "").strip()
+    info = user_info(text)
+    if info is None:
+        return text
+    start = text.find("://")
+    start = start + 3 if start >= 0 else 0
+    return text[:start] + Redactor.MASK + text[start + len(info):]
 
 
 class Redactor(object):
-    """Removes a password, raw and URL-encoded, from any text."""
+    """Removes a password, as written and URL-encoded, from any text.
+
+    Secrets of three characters or more are masked wherever they occur; in any
+    URL left in the text, everything between the user name and the host goes too.
+    """
 
     MASK = "********"
+    _URL_PASSWORD = re.compile(r"(://[^\s:/@]*:)\S*@")
 
     def __init__(self):
         self.secrets = set()
 
     def add(self, secret):
-        if secret:
-            for form in (secret, quote(secret, safe=""), quote_plus(secret), quote(secret)):
-                self.secrets.add(form)
+        """Mask ``secret`` (a password, decoded or as written) from now on."""
+        if not secret:
+            return
+        for text in (secret, unquote(secret)):
+            for form in (text, quote(text, safe=""), quote_plus(text), quote(text), quote_plus(text, safe="")):
+                if len(form) >= 3:
+                    self.secrets.add(form)
+
+    def add_url(self, raw):
+        """Mask the password of the database URL ``raw``, found in the raw string."""
+        info = user_info(raw)
+        if info:
+            self.add(info.split(":", 1)[1] if ":" in info else None)
+            if "@" in info:  # an ambiguous URL: none of it before the host is shown
+                self.add(info)
 
     def __call__(self, text):
         text = str(text)
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, self.MASK)
-        # Any password still written inside a URL (user:password@host) goes too.
-        return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1%s@" % self.MASK, text)
+        return self._URL_PASSWORD.sub(r"\1%s@" % self.MASK, text)
+
+
+def refuse_ambiguous(raw):
+    """Refuse a URL whose user name or password holds an unencoded ``@``."""
+    info = user_info(raw)
+    if info and "@" in info:
+        raise ConfigurationError(
+            "The database URL %s has more than one '@' before its host: its password (or user name) "
+            "holds an '@' that is not URL-encoded, so no part of it can be trusted. URL-encode the "
+            "password, as oslo.db needs too ('@' is %%40, ':' %%3A, '/' %%2F, '%%' %%25), e.g. with "
+            "python3 -c 'import getpass, urllib.parse; print(urllib.parse.quote(getpass.getpass(), "
+            "safe=\"\"))'." % _masked(raw))
+
+
+def choose_driver(drivername):
+    """(backend, driver, warning): the driver we run for ``backend[+driver]``.
+
+    No driver named: the first one installed. A name Glance configs commonly
+    carry (MySQLdb, psycopg2) that is not installed: the one we run, with a
+    warning. Any other name: refused, naming the drivers available here.
+    """
+    written_backend, _, written = drivername.partition("+")
+    backend = _BACKENDS.get(written_backend)
+    if backend is None:
+        raise ConfigurationError(
+            "Unsupported database '%s'. Glance runs on mysql (MariaDB), postgresql "
+            "and sqlite." % drivername)
+    run = _DRIVERS_RUN[backend]
+    installed = [name for name in run if driver_available(_DRIVER_MODULES[name])]
+    if written in run and written in installed:
+        return backend, written, None
+    if written and written not in run and (backend, written) not in _REPLACED:
+        raise ConfigurationError(
+            "The database driver '%s' of %s:// is unknown or not one this collection runs: for %s "
+            "it runs %s. Write %s." % (written, drivername, written_backend, _available(backend, installed),
+                           " or ".join("%s+%s://" % (written_backend, name) for name in installed or run)))
+    if not installed:
+        raise MissingDriver(DRIVERS[backend][1])
+    warning = None
+    if written:
+        warning = ("The database URL names the driver %s (%s), which this host lacks: %s is used "
+                   "instead. Write %s+%s:// to say so and silence this warning."
+                   % (written, _REPLACED.get((backend, written), written), installed[0],
+                      written_backend, installed[0]))
+    return backend, installed[0], warning
+
+
+def _available(backend, installed):
+    if installed:
+        return "the driver%s installed here: %s" % ("s" if len(installed) > 1 else "", ", ".join(installed))
+    return "%s, which is not installed here" % " or ".join(_DRIVERS_RUN[backend])
+
+
+def driver_warning(raw):
+    """The warning choose_driver gives for the URL ``raw``, or None (refusals raise)."""
+    match = re.match(r"^\s*([\w+]+)://", raw or "")
+    return choose_driver(match.group(1))[2] if match else None
 
 
 def read_config_files(config_file=None, config_dir=None):
     """The ``[database] connection`` value of Glance's config files, or an error."""
-    return glance_conf.read(config_file, config_dir).connection
+    files = list(config_file or [])
+    for path in files:
+        if not os.path.isfile(path):
+            raise ConfigurationError(
+                "config_file %s does not exist. Give the path of glance-api.conf, "
+                "or the database URL as connection." % path)
+    if config_dir:
+        if not os.path.isdir(config_dir):
+            raise ConfigurationError("config_dir %s is not a directory." % config_dir)
+        files += sorted(os.path.join(config_dir, name) for name in os.listdir(config_dir)
+                        if name.endswith(".conf"))
+    url = None
+    for path in files:
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            with open(path) as handle:
+                parser.read_file(handle)
+        except (OSError, configparser.Error) as exc:
+            raise ConfigurationError("Cannot read %s: %s" % (path, _reason(exc)))
+        if parser.has_option("database", "connection"):
+            url = parser.get("database", "connection").strip()
+    if not url:
+        raise ConfigurationError(
+            "No [database] connection found in %s. Set it there, or give the "
+            "database URL as connection." % ", ".join(files))
+    return url
 
 
-def raw_url(connection=None, config_file=None, config_dir=None):
-    """The database URL as written, from the option or the config files."""
-    return url_and_source(connection, config_file, config_dir)[0]
+def _reason(exc):
+    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
 
 
-def url_and_source(connection=None, config_file=None, config_dir=None):
-    """raw_url(), and where it came from: "connection", or the config file that set it."""
-    if connection:
-        return connection, "connection"
-    conf = glance_conf.read(config_file, config_dir)
-    return conf.connection, conf.source
+def raw_url(connection=None, config_file=None, config_dir=None, redactor=None):
+    """The database URL as written, from the option or the config files.
+
+    Its password joins ``redactor`` before anything parses it, and an ambiguous
+    URL (an unencoded '@' in its password) is refused here, whichever source gave it.
+    """
+    raw = connection if connection else read_config_files(config_file, config_dir)
+    if redactor is not None:
+        redactor.add_url(raw)
+    refuse_ambiguous(raw)
+    return raw
 
 
 def resolve_url(connection=None, config_file=None, config_dir=None, redactor=None):
     """Parse the database URL (from the option or the config files) into a sa URL."""
-    raw = raw_url(connection, config_file, config_dir)
+    raw = raw_url(connection, config_file, config_dir, redactor=redactor)
     try:
         url = sa.engine.make_url(raw)
     except Exception:
@@ -80,24 +205,8 @@ def resolve_url(connection=None, config_file=None, config_dir=None, redactor=Non
             "sqlite:////var/lib/glance/glance.sqlite.")
     if redactor is not None:
         redactor.add(url.password)
-    return _with_available_driver(url)
-
-
-def _with_available_driver(url):
-    backend, driver = (url.drivername.split("+", 1) + [""])[:2]
-    choices = _DRIVER_CHOICES.get(backend)
-    if choices is None:
-        raise ConfigurationError(
-            "Unsupported database '%s'. Glance runs on mysql (MariaDB), postgresql "
-            "and sqlite." % url.drivername)
-    # Glance configs often name a driver that is not installed here (MySQLdb,
-    # psycopg2): fall back to one we can run.
-    for candidate in ((driver,) if driver in choices else ()) + choices:
-        if driver_available(_DRIVER_MODULES[candidate]):
-            backend = "mysql" if backend == "mariadb" else backend
-            backend = "postgresql" if backend == "postgres" else backend
-            return url.set(drivername="%s+%s" % (backend, candidate))
-    raise MissingDriver(DRIVERS["postgresql" if backend.startswith("postgres") else "mysql"][1])
+    backend, name, _warning = choose_driver(url.drivername)
+    return url.set(drivername="%s+%s" % (backend, name))
 
 
 class MissingDriver(GlanceDbError):
@@ -117,17 +226,25 @@ def create_engine(url, redactor):
     """An engine that fails fast and whose errors carry no password."""
     args = {}
     if url.get_backend_name() == "mysql":
-        args["connect_timeout"] = 10
+        args["connect_timeout"] = CONNECT_TIMEOUT
         if "charset" not in url.query:
             args["charset"] = "utf8"  # Glance's tables are utf8 (utf8mb3)
     elif url.get_backend_name() == "postgresql":
-        args["connect_timeout"] = 10
+        args["connect_timeout"] = CONNECT_TIMEOUT
     engine = sa.create_engine(url, connect_args=args, pool_pre_ping=False)
     if url.get_backend_name() == "sqlite":
         _sqlite_transactional_ddl(engine)
     elif url.get_backend_name() == "mysql":
         _mysql_session_like_glance(engine)
+        _mysql_utf8_password(engine)
     return engine
+
+
+def _mysql_utf8_password(engine):
+    @sa.event.listens_for(engine, "do_connect")
+    def _do_connect(dialect, connection_record, cargs, cparams):
+        if cparams.get("password") is not None:
+            cparams["password"] = _mysql_password(cparams["password"])
 
 
 def _mysql_session_like_glance(engine):
@@ -163,47 +280,77 @@ def check_connection(engine, redactor):
 def describe_db_error(exc, url):
     """One line for a driver error, naming what to check."""
     original = getattr(exc, "orig", exc)
-    text = str(original).strip().splitlines()[0] if str(original).strip() else repr(original)
+    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    lower = text.lower()
     where = display_url(url)
     code = original.args[0] if getattr(original, "args", None) else None
-    if code == 1045 or "password authentication failed" in text or "Access denied" in text:
+    if code in (1044, 1049) or ("database" in lower and "does not exist" in lower):
+        # 1044: the user may not use a database of that name (often: it does not exist)
+        hint = ("check the database name '%s': create it (CREATE DATABASE %s) and grant the user "
+                "all privileges on it (GRANT ALL PRIVILEGES ON %s.* TO ...)"
+                % (url.database, url.database, url.database))
+    elif code == 1045 or "password authentication failed" in lower or "access denied" in lower:
         hint = "check the user name and password"
-    elif code == 1049 or ("database" in text and "does not exist" in text):
-        hint = "create the database first (CREATE DATABASE glance) or fix its name"
-    elif code in (2003, 2005) or "could not connect" in text.lower() or "connection refused" in text.lower() \
-            or "failed to resolve" in text.lower() or "name or service not known" in text.lower():
+    elif "timed out" in lower or "timeout expired" in lower:
+        hint = ("%s:%s did not answer within %d seconds: check the host name and port, that the server "
+                "is running, and that no firewall drops the connection"
+                % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), ""), CONNECT_TIMEOUT))
+    elif code in (2003, 2005) or "could not connect" in lower or "connection refused" in lower \
+            or "failed to resolve" in lower or "name or service not known" in lower:
         hint = "check that the server is running and reachable from this host"
-    elif code in (1142, 1044) or "permission denied" in text.lower() or "readonly database" in text.lower() \
-            or "read-only" in text.lower():
+    elif code == 1142 or "permission denied" in lower or "readonly database" in lower \
+            or "read-only" in lower:
         hint = ("this database user may read but not change the schema: grant it all privileges "
                 "on the Glance database, or use the user glance-manage uses")
-    elif "unable to open database file" in text:
+    elif "unable to open database file" in lower:
         hint = "check that the SQLite file's directory exists and is writable"
     else:
-        hint = "see the database error above"
+        hint = "the database server's log may say more"
     return "Cannot use the database at %s: %s (%s)." % (where, text, hint)
 
 
+_DEFAULT_PORTS = {"mysql": 3306, "postgresql": 5432}
+
+
+def _backend_of(url):
+    return url.get_backend_name() if hasattr(url, "get_backend_name") else url.backend
+
+
+def sqlite_file_missing(path):
+    """True when the SQLite file ``path`` does not exist (an empty database to read).
+
+    Its directory must exist: glance-manage fails there (unable to open database
+    file), and reading never creates it.
+    """
+    if os.path.exists(path):
+        return False
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigurationError(
+            "Cannot use the database at sqlite:///%s: the directory %s does not exist "
+            "(glance-manage fails there too: unable to open database file). Fix the path in "
+            "the connection, or create the directory." % (path, directory))
+    return True
+
+
 # ---- plain URLs, opened with the driver alone (reads of glance_db_facts)
-_PASSWORD = re.compile(r"^[\w+]+://[^:/@]*:([^@]*)@")
 _PLAIN_URL = re.compile(
-    r"^(?P<backend>mysql|mariadb|postgresql|postgres|sqlite)(?:\+\w+)?://"
+    r"^(?P<drivername>(?:mysql|mariadb|postgresql|postgres|sqlite)(?:\+\w+)?)://"
     r"(?:(?P<username>[^:/@]*)(?::(?P<password>[^@]*))?@)?"
     r"(?P<host>[^/:?@]*)(?::(?P<port>\d+))?/(?P<database>[^?]*)$")
-_BACKENDS = {"mariadb": "mysql", "postgres": "postgresql"}
 
 
 def password_of(raw):
     """The password written in a database URL, decoded, or None."""
-    match = _PASSWORD.match((raw or "").strip())
-    return unquote(match.group(1)) if match else None
+    info = user_info(raw)
+    return unquote(info.split(":", 1)[1]) if info and ":" in info else None
 
 
 class PlainUrl(object):
     """A database URL without query options, parsed without SQLAlchemy."""
 
     def __init__(self, match):
-        self.backend = _BACKENDS.get(match.group("backend"), match.group("backend"))
+        self.backend, self.driver, _warning = choose_driver(match.group("drivername"))
         self.username = unquote(match.group("username")) if match.group("username") else None
         self.password = unquote(match.group("password")) if match.group("password") else None
         self.host = match.group("host") or None
@@ -228,6 +375,8 @@ def parse_plain_url(raw):
     if not match or not match.group("database") or "%" in match.group("database"):
         return None
     url = PlainUrl(match)
+    if url.driver not in ("pymysql", "psycopg", "pysqlite"):
+        return None  # a driver connect_direct does not open
     if url.backend == "sqlite":
         if url.host or url.username or url.port or url.database.startswith("file:") \
                 or url.database == ":memory:":
@@ -251,7 +400,16 @@ def connect_direct(url):
         ("password", url.password)) if value is not None)
     if url.backend == "mysql":
         pymysql = driver("pymysql")
-        return pymysql.connect(database=url.database, charset="utf8", connect_timeout=10,
+        if url.password is not None:
+            args["password"] = _mysql_password(url.password)
+        return pymysql.connect(database=url.database, charset="utf8", connect_timeout=CONNECT_TIMEOUT,
                                **args) if pymysql else None
     psycopg = driver("psycopg")
-    return psycopg.connect(dbname=url.database, connect_timeout=10, **args) if psycopg else None
+    return psycopg.connect(dbname=url.database, connect_timeout=CONNECT_TIMEOUT, **args) if psycopg else None
+
+
+def _mysql_password(password):
+    """PyMySQL sends a str password as Latin-1 (and fails beyond it); the server
+    hashed the UTF-8 bytes a UTF-8 client sent when the account was made."""
+    return password.encode("utf-8") if isinstance(password, str) else password
+

@@ -43,9 +43,6 @@ class GlanceDbModule(object):
     writes = True
     # A module that only reads the state may skip SQLAlchemy (read_direct).
     reads_directly = False
-    # A phase module first asks the driver alone whether there is anything to
-    # do, and connects through SQLAlchemy only when there is (run_phase).
-    settles_directly = False
 
     def __init__(self):
         spec = connection_argument_spec()
@@ -61,9 +58,8 @@ class GlanceDbModule(object):
         )
         self.params = self.ansible.params
         self.redact = db_connection.Redactor()
-        self.redact.add(db_connection.password_of(self.params.get("connection")))
+        self.redact.add_url(self.params.get("connection"))
         self.raw_url = None
-        self.url_source = None  # "connection", or the config file that set it
         self.engine = None
 
     # ---- to be used by subclasses
@@ -73,30 +69,18 @@ class GlanceDbModule(object):
     def run_phase(self, phase, **plan_args):
         """Plan (check mode) or apply a phase, and exit with the standard result."""
         from . import phases  # here: a module that only reads never compiles the writers
-        outcome = None
-        if self.settles_directly and not self.params["mysql_datadir"]:
-            # Nothing to do needs neither SQLAlchemy nor the lock (phases.settled);
-            # mysql_datadir is checked against the server by the full path.
-            state = db_state.read_direct(self.raw_url)
-            if state is not None:
-                outcome = phases.settled(state, phase, **plan_args)
-        if outcome is None:
-            self.connect()
-            outcome = phases.run(
-                self.engine, phase, check_mode=self.ansible.check_mode,
-                lock_timeout=self.params["lock_timeout"],
-                mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
-                mysql_datadir=self.params["mysql_datadir"],
-                **plan_args)
+        outcome = phases.run(
+            self.engine, phase, check_mode=self.ansible.check_mode,
+            lock_timeout=self.params["lock_timeout"],
+            mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
+            mysql_datadir=self.params["mysql_datadir"],
+            **plan_args)
         for warning in outcome.warnings:
             self.ansible.warn(self.redact(warning))
         changed = outcome.changed if not self.ansible.check_mode else not outcome.plan.empty
-        plan = outcome.plan.as_dict()
-        plan["revisions_after"] = _planned_after(outcome)["revisions"]
         result = dict(
             changed=changed,
-            msg=outcome.msg,
-            plan=plan,
+            plan=outcome.plan.as_dict(),
             revisions_applied=outcome.applied_revisions,
             data_migrations=outcome.migrated,
             glance_db=outcome.after,
@@ -134,19 +118,20 @@ class GlanceDbModule(object):
             db_connection.check_connection(self.engine, self.redact)
 
     def exit(self, result):
-        if "glance_db" in result:
-            result["glance_db"]["connection_source"] = self.url_source
-        self.ansible.exit_json(**result)
+        self.ansible.exit_json(**_redacted(result, self.redact))
 
     # ---- the frame around run()
     def __call__(self):
-        if not (self.reads_directly or self.settles_directly):
+        if not self.reads_directly:
             self.require_libraries()
         try:
-            self.raw_url, self.url_source = db_connection.url_and_source(
-                self.params["connection"], self.params["config_file"], self.params["config_dir"])
-            self.redact.add(db_connection.password_of(self.raw_url))
-            if not (self.reads_directly or self.settles_directly):
+            self.raw_url = db_connection.raw_url(
+                self.params["connection"], self.params["config_file"], self.params["config_dir"],
+                redactor=self.redact)
+            warning = db_connection.driver_warning(self.raw_url)
+            if warning:
+                self.ansible.warn(warning)
+            if not self.reads_directly:
                 self.connect()
             self.run()
         except SystemExit:
@@ -170,6 +155,15 @@ class GlanceDbModule(object):
     def fail(self, msg, **extra):
         extra = dict((k, self.redact(v)) for k, v in extra.items())
         self.ansible.fail_json(msg=self.redact(msg), **extra)
+
+
+def _redacted(value, redact):
+    """``value`` with every string in it redacted (results, diff)."""
+    if isinstance(value, dict):
+        return dict((key, _redacted(item, redact)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_redacted(item, redact) for item in value]
+    return redact(value) if isinstance(value, str) else value
 
 
 def _version_text(facts):
