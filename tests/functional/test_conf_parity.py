@@ -204,14 +204,16 @@ def ours(case):
         os.environ["HOME"] = home
 
 
-# What our refusal must say for each way real Glance fails.
+# What our refusal must say for each way real Glance fails. Where the password has
+# a $, the refusal names no variable (it could be a piece of the password).
+HIDDEN = r"|^\[database\] connection has a \$ in its user name or password"
 EXPECTED_REFUSAL = {
-    "NoSuchOptError": r"uses \$%s\b|has a \$ in its user name or password",
-    "NoSuchGroupError": r"uses \$%s\b|has a \$ in its user name or password",
-    "TemplateSubstitutionError": r"uses \$%s\b",
+    "NoSuchOptError": r"uses \$%s\b" + HIDDEN,
+    "NoSuchGroupError": r"uses \$%s\b" + HIDDEN,
+    "TemplateSubstitutionError": r"uses \$%s\b" + HIDDEN,
     "ConfigFileParseError": r"^Cannot read .* line \d+",
-    "ConfigFileValueError": r"is not a valid",
-    "RecursionError": r"refers to itself",
+    "ConfigFileValueError": r"is not a valid" + HIDDEN,
+    "RecursionError": r"refers to itself" + HIDDEN,
     "SystemExit": r"\[DEFAULT\] %s is not a valid|uses \$",
 }
 
@@ -258,6 +260,8 @@ def test_reader_reads_what_glance_reads(oracle):
         outcome = "url" if theirs.get("url") else theirs.get("error", "none").split(":")[0]
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         problem = compare(case, theirs, mine)
+        if "glance:" in mine.get("refused", ""):
+            problem = "our refusal shows the URL: %r" % mine["refused"]
         if problem:
             differences.append("case%03d: %s" % (number, problem))
     print("%d cases, real Glance: %s" % (len(cases), sorted(outcomes.items())))

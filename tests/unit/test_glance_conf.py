@@ -40,6 +40,9 @@ REFUSES = {
                                   r"\[database\] connection uses \$state_path, which is not one of Glance's options"),
     "password_dollar_not_shown": ("[database]\nconnection = mysql://glance:s3c$ret@db/glance\n",
                                   r"^(?!.*ret).*a \$ in its user name or password.*Write a literal \$ as \$\$"),
+    "password_dollar_through_an_option": (
+        "[DEFAULT]\nimage_cache_dir = x$s3cret\n[database]\nconnection = mysql://glance:$image_cache_dir@db/g\n",
+        r"^(?!.*s3cret).*a \$ in its user name or password"),
     "default_section_is_not_database": ("[DEFAULT]\nconnection = sqlite:////x\n",
                                         r"No \[database\] connection found in .*Found \[DEFAULT\] connection in"),
     "sql_connection_is_gone": ("[DEFAULT]\nsql_connection = sqlite:////x\n[sql]\nconnection = sqlite:////y\n",

@@ -58,7 +58,15 @@ def read(config_file, config_dir=None):
         paths += _conf_files(config_dir)
     files = _Files([_parse(path) for path in paths])
     files.check_command_line_options()
-    connection, source = files.resolve("database", "connection")
+    try:
+        connection, source = files.resolve("database", "connection")
+    except ConfigurationError:
+        if not _userinfo_has_dollar(files.lookup("database", "connection")[0]):
+            raise
+        # The refusal would name a variable that may be a piece of the password.
+        raise ConfigurationError(
+            "[database] connection has a $ in its user name or password, which oslo.config reads "
+            "as a variable, and glance-manage cannot read it either. Write a literal $ as $$.") from None
     if not connection:
         raise ConfigurationError(_not_found(files, paths))
     return GlanceConfig(connection, source)
@@ -212,14 +220,14 @@ class _Files(object):
 
     def substitute(self, text, group):
         # oslo.config reads \$ as $$, then substitutes like string.Template.
-        return _Template(text.replace("\\$", "$$")).safe_substitute(_Values(self, group, text))
+        return _Template(text.replace("\\$", "$$")).safe_substitute(_Values(self, group))
 
 
 class _Values(object):
     """The mapping oslo.config substitutes from: registered options only."""
 
-    def __init__(self, files, group, text):
-        self.files, self.group, self.text = files, group, text
+    def __init__(self, files, group):
+        self.files, self.group = files, group
 
     def __getitem__(self, key):
         group, name = self.group, key
@@ -237,6 +245,7 @@ class _Values(object):
             if kind != "subcommand" and not spec.get("cli") and not spec.get("has_default") \
                     and self.files.lookup(group, name)[0] is None:
                 return ""  # unset, no default: oslo.config substitutes nothing
+            # glance-manage would substitute the value's Python repr: refused here.
             raise ConfigurationError(
                 "%s uses $%s, a %s option of Glance; write its value itself." % (
                     _where(self.files.resolving[0]), key, kind))
@@ -245,25 +254,18 @@ class _Values(object):
 
     def refuse(self, key):
         where = _where(self.files.resolving[0])
-        if self.files.resolving[-1] == ("database", "connection") and _in_userinfo(self.text, key):
-            # Naming the variable would show a piece of the password.
-            raise ConfigurationError(
-                "%s has a $ in its user name or password, which oslo.config reads as a variable "
-                "(glance-manage fails on it too). Write a literal $ as $$." % where)
         raise ConfigurationError(
             "%s uses $%s, which is not one of Glance's options, so glance-manage cannot read it "
             "either (Glance defines no state_path, for one). Write the value itself, or $$ for "
             "a literal $." % (where, key))
 
 
-def _in_userinfo(text, key):
-    """Whether a ``$key`` reference sits between ``://`` and the last ``@``."""
-    start = text.find("://")
-    end = text.rfind("@")
-    if start < 0 or end < start:
-        return False
-    userinfo = text[start:end]
-    return ("$" + key) in userinfo or ("${" + key) in userinfo
+def _userinfo_has_dollar(text):
+    """Whether a ``$`` other than ``$$`` or ``\\$`` sits between ``://`` and the last ``@``
+    (in the user name or password)."""
+    start = (text or "").find("://")
+    end = (text or "").rfind("@")
+    return 0 <= start < end and "$" in text[start:end].replace("\\$", "").replace("$$", "")
 
 
 def _where(option):
