@@ -169,13 +169,15 @@ def link_collection():
         link.symlink_to(REPO)
 
 
-def build_payloads(module, connections, workdir):
+def build_payloads(module, connections, workdir, module_args=None):
     """Have ansible-core build (and run once) the AnsiballZ file of ``module``
-    for each connection URL; return {url: path of the kept AnsiballZ file}."""
+    for each connection URL (plus ``module_args``); return {url: path of the
+    kept AnsiballZ file}."""
     link_collection()
     workdir = Path(workdir)
     remote = workdir / "ansible-remote"
-    tasks = [{"name": "payload %d" % i, "openstack_ops.glance.%s" % module: {"connection": url}}
+    tasks = [{"name": "payload %d" % i,
+              "openstack_ops.glance.%s" % module: dict(module_args or {}, connection=url)}
              for i, url in enumerate(connections)]
     play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
              "vars": {"ansible_python_interpreter": str(VENV_PYTHON)}, "tasks": tasks}]

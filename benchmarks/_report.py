@@ -57,7 +57,7 @@ def main(out, names):
             continue
         results[name] = result
         print("\n== %s%s" % (name, " (smoke)" if result.get("smoke") else ""))
-        if name in ("fresh_sync", "check", "noop_sync"):
+        if name in ("fresh_sync", "check", "noop_sync", "metadefs"):
             table(("engine", "ours s", "glance s", "ratio", "goal", "floor s"),
                   comparison_rows(result))
         elif before:

@@ -218,12 +218,20 @@ class Purge(object):
             try:
                 with conn.begin():
                     done = {}
-                    # Repeat the parent's condition: a row changed meanwhile is left alone.
-                    live = sa.select(table.c.id).where(
-                        sa.and_(table.c.id.in_(keys), self._candidates(table, boundary)))
-                    for follower, column in self._followers(name):
-                        done[follower.name] = conn.execute(
-                            sa.delete(follower).where(column.in_(live))).rowcount
+                    followers = self._followers(name)
+                    if followers:
+                        # The parents still to purge (the condition repeated: a row changed
+                        # meanwhile is left alone), locked, then named literally: MariaDB runs a
+                        # DELETE's IN (subquery) once per row of the table.
+                        keys = [r[0] for r in conn.execute(
+                            sa.select(table.c.id).where(sa.and_(
+                                table.c.id.in_(keys), self._candidates(table, boundary)))
+                            .with_for_update())]
+                        if not keys:
+                            return done
+                        for follower, column in followers:
+                            done[follower.name] = conn.execute(
+                                sa.delete(follower).where(column.in_(keys))).rowcount
                     done[name] = conn.execute(
                         sa.delete(table).where(sa.and_(table.c.id.in_(keys),
                                                        self._candidates(table, boundary)))).rowcount
