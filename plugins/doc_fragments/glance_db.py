@@ -25,13 +25,20 @@ options:
   config_file:
     description:
       - Glance config files to read C([database] connection) from, for example V(/etc/glance/glance-api.conf).
-      - Read in order, as oslo.config does; a later file wins.
+      - Read as C(glance-manage --config-file) reads them, with oslo.config's rules; in order, a later file winning.
+        Only C([database] connection) counts (not C([DEFAULT] connection), nor the old C(sql_connection)).
+      - In a value, C($$) (or C(\$)) is a literal C($), and C($name) or C(${name}) is the value of Glance's option
+        C(name) of the same section or of C([DEFAULT]) (C($section.name) for another one). A name Glance does
+        not define (C($state_path), for one) is refused, as C(glance-manage) fails on it.
     type: list
     elements: path
   config_dir:
     description:
-      - A config directory such as V(/etc/glance/glance-api.conf.d); its C(*.conf) files are read after O(config_file),
-        in name order, a later file winning.
+      - A config directory such as V(/etc/glance/glance-api.conf.d); its C(*.conf) files (not hidden ones) are read
+        after O(config_file), in name order, a later file winning, as C(glance-manage --config-dir) does.
+      - Unset, the directories C(glance-manage) reads by default are read first, so that O(config_file) overrides
+        them: the first found of C(glance.conf.d), C(glance-api.conf.d) and C(glance-manage.conf.d) in
+        C(~/.glance/), C(~/), C(/etc/glance/) and C(/etc/), for example V(/etc/glance/glance-api.conf.d).
     type: path
 requirements:
   - SQLAlchemy >= 2.0
@@ -70,4 +77,30 @@ options:
         runs without it and the module warns.
       - Unset (the default), nothing is done on the server's file system.
     type: path
+  read_timeout:
+    description:
+      - On MySQL/MariaDB, seconds a statement may go unanswered before the run fails (PyMySQL's C(read_timeout)
+        and C(write_timeout)), so a run through a frozen server or Galera node ends with an error naming it
+        instead of waiting for ever. Keep it above the longest statement (a table rebuild).
+    type: int
+    default: 900
+  galera_min_cluster_size:
+    description:
+      - On a MariaDB Galera cluster, refuse to write when the node's cluster has fewer nodes than this.
+      - Writing phases always refuse a node that is not C(Primary) and C(Synced).
+    type: int
+  galera_lock_ttl:
+    description:
+      - On a MariaDB Galera cluster, seconds the migration lock's lease lives without renewal. A heartbeat
+        renews it every fifth of that; a killed or frozen run's lease is taken over after it expires. See
+        C(docs/galera.md).
+    type: int
+    default: 30
+  galera_lock_database:
+    description:
+      - On a MariaDB Galera cluster, the database holding the migration lock's lease table (C(GET_LOCK) is local
+        to one node). Created when missing; the Glance database user needs C(SELECT), C(INSERT), C(UPDATE),
+        C(DELETE) and C(CREATE) on it. Never the Glance database itself.
+    type: str
+    default: glance_migration_lock
 """

@@ -77,3 +77,40 @@ def test_plain_url_parts():
     assert url.render_as_string() == "mysql://glance:***@db.example.org:3307/glance"
     assert parse_plain_url("sqlite:////var/lib/glance/glance.sqlite").database == \
         "/var/lib/glance/glance.sqlite"
+
+
+def _run_module(module, url, tmp_path, check_mode=False):
+    """Run a module file as Ansible would (its arguments as JSON); return (result, imported modules)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    args = tmp_path / ("%s.json" % module)
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"connection": url, "_ansible_check_mode": check_mode}}))
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(repo / "plugins" / "modules" / ("glance_db_%s.py" % module)),
+         str(args)], capture_output=True, text=True, check=False,
+        env={"PYTHONPATH": str(repo / ".build" / "collections"), "PATH": "/usr/bin:/bin"})
+    imported = set(line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line)
+    return json.loads(done.stdout), imported
+
+
+def _third_party(imported):
+    return sorted(name for name in imported if name.split(".")[0] in ("sqlalchemy", "alembic"))
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "mysql", "postgresql"])
+def test_phase_with_nothing_to_do_answers_without_sqlalchemy(make_database, engine_name, tmp_path):
+    db = make_database(engine_name)
+    result, imported = _run_module("sync", db.url, tmp_path, check_mode=True)
+    assert result["changed"] is True and result["plan"]["revisions"]  # a plan needs the full path
+    assert _third_party(imported)
+    phases.run(db.engine, "sync")
+    for module in ("sync",) if engine_name != "sqlite" else ("sync", "expand", "migrate", "contract"):
+        result, imported = _run_module(module, db.url, tmp_path)
+        assert result.get("failed") is None and result["changed"] is False, result
+        assert result["msg"] == phases.UP_TO_DATE
+        assert result["glance_db"] == dict(state.read(db.engine).as_facts(), connection_source="connection")
+        assert _third_party(imported) == [], (module, _third_party(imported))

@@ -8,11 +8,11 @@ the ``*.conf`` files of ``config_dir`` in name order, a later value winning.
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from urllib.parse import quote, quote_plus, unquote
 
+from . import glance_conf
 from .deps import DRIVERS, driver, driver_available, sa
 from .errors import ConfigurationError, ConnectionFailed, GlanceDbError
 
@@ -147,36 +147,7 @@ def driver_warning(raw):
 
 def read_config_files(config_file=None, config_dir=None):
     """The ``[database] connection`` value of Glance's config files, or an error."""
-    files = list(config_file or [])
-    for path in files:
-        if not os.path.isfile(path):
-            raise ConfigurationError(
-                "config_file %s does not exist. Give the path of glance-api.conf, "
-                "or the database URL as connection." % path)
-    if config_dir:
-        if not os.path.isdir(config_dir):
-            raise ConfigurationError("config_dir %s is not a directory." % config_dir)
-        files += sorted(os.path.join(config_dir, name) for name in os.listdir(config_dir)
-                        if name.endswith(".conf"))
-    url = None
-    for path in files:
-        parser = configparser.ConfigParser(interpolation=None, strict=False)
-        try:
-            with open(path) as handle:
-                parser.read_file(handle)
-        except (OSError, configparser.Error) as exc:
-            raise ConfigurationError("Cannot read %s: %s" % (path, _reason(exc)))
-        if parser.has_option("database", "connection"):
-            url = parser.get("database", "connection").strip()
-    if not url:
-        raise ConfigurationError(
-            "No [database] connection found in %s. Set it there, or give the "
-            "database URL as connection." % ", ".join(files))
-    return url
-
-
-def _reason(exc):
-    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+    return glance_conf.read(config_file, config_dir).connection
 
 
 def raw_url(connection=None, config_file=None, config_dir=None, redactor=None):
@@ -185,11 +156,20 @@ def raw_url(connection=None, config_file=None, config_dir=None, redactor=None):
     Its password joins ``redactor`` before anything parses it, and an ambiguous
     URL (an unencoded '@' in its password) is refused here, whichever source gave it.
     """
-    raw = connection if connection else read_config_files(config_file, config_dir)
+    return url_and_source(connection, config_file, config_dir, redactor)[0]
+
+
+def url_and_source(connection=None, config_file=None, config_dir=None, redactor=None):
+    """raw_url(), and where it came from: "connection", or the config file that set it."""
+    if connection:
+        raw, source = connection, "connection"
+    else:
+        conf = glance_conf.read(config_file, config_dir)
+        raw, source = conf.connection, conf.source
     if redactor is not None:
         redactor.add_url(raw)
     refuse_ambiguous(raw)
-    return raw
+    return raw, source
 
 
 def resolve_url(connection=None, config_file=None, config_dir=None, redactor=None):

@@ -43,6 +43,9 @@ class GlanceDbModule(object):
     writes = True
     # A module that only reads the state may skip SQLAlchemy (read_direct).
     reads_directly = False
+    # A phase module first asks the driver alone whether there is anything to
+    # do, and connects through SQLAlchemy only when there is (run_phase).
+    settles_directly = False
 
     def __init__(self):
         spec = connection_argument_spec()
@@ -60,6 +63,7 @@ class GlanceDbModule(object):
         self.redact = db_connection.Redactor()
         self.redact.add_url(self.params.get("connection"))
         self.raw_url = None
+        self.url_source = None  # "connection", or the config file that set it
         self.engine = None
 
     # ---- to be used by subclasses
@@ -69,18 +73,30 @@ class GlanceDbModule(object):
     def run_phase(self, phase, **plan_args):
         """Plan (check mode) or apply a phase, and exit with the standard result."""
         from . import phases  # here: a module that only reads never compiles the writers
-        outcome = phases.run(
-            self.engine, phase, check_mode=self.ansible.check_mode,
-            lock_timeout=self.params["lock_timeout"],
-            mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
-            mysql_datadir=self.params["mysql_datadir"],
-            **plan_args)
+        outcome = None
+        if self.settles_directly and not self.params["mysql_datadir"]:
+            # Nothing to do needs neither SQLAlchemy nor the lock (phases.settled);
+            # mysql_datadir is checked against the server by the full path.
+            state = db_state.read_direct(self.raw_url)
+            if state is not None:
+                outcome = phases.settled(state, phase, **plan_args)
+        if outcome is None:
+            self.connect()
+            outcome = phases.run(
+                self.engine, phase, check_mode=self.ansible.check_mode,
+                lock_timeout=self.params["lock_timeout"],
+                mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
+                mysql_datadir=self.params["mysql_datadir"],
+                **plan_args)
         for warning in outcome.warnings:
             self.ansible.warn(self.redact(warning))
         changed = outcome.changed if not self.ansible.check_mode else not outcome.plan.empty
+        plan = outcome.plan.as_dict()
+        plan["revisions_after"] = _planned_after(outcome)["revisions"]
         result = dict(
             changed=changed,
-            plan=outcome.plan.as_dict(),
+            msg=outcome.msg,
+            plan=plan,
             revisions_applied=outcome.applied_revisions,
             data_migrations=outcome.migrated,
             glance_db=outcome.after,
@@ -118,20 +134,22 @@ class GlanceDbModule(object):
             db_connection.check_connection(self.engine, self.redact)
 
     def exit(self, result):
+        if "glance_db" in result:
+            result["glance_db"]["connection_source"] = self.url_source
         self.ansible.exit_json(**_redacted(result, self.redact))
 
     # ---- the frame around run()
     def __call__(self):
-        if not self.reads_directly:
+        if not (self.reads_directly or self.settles_directly):
             self.require_libraries()
         try:
-            self.raw_url = db_connection.raw_url(
+            self.raw_url, self.url_source = db_connection.url_and_source(
                 self.params["connection"], self.params["config_file"], self.params["config_dir"],
                 redactor=self.redact)
             warning = db_connection.driver_warning(self.raw_url)
             if warning:
                 self.ansible.warn(warning)
-            if not self.reads_directly:
+            if not (self.reads_directly or self.settles_directly):
                 self.connect()
             self.run()
         except SystemExit:

@@ -35,6 +35,7 @@ class DatabaseState(object):
         self.legacy_version = legacy_version
         self.legacy_repository = legacy_repository
         self.mysql = mysql_capabilities
+        self.galera = None  # on a Galera node: galera_facts()
         self.unknown_rows = [r for r in self.rows if LEGACY_ROWS.get(r, r) not in GRAPH.by_id]
         self.applied = set() if self.unknown_rows else GRAPH.applied_from_rows(self._effective_rows())
         self.pending = {}  # data migration name -> rows still to migrate (open windows only)
@@ -93,6 +94,8 @@ class DatabaseState(object):
             "database": self.database,
             "revisions": self.version_rows if known else list(self.rows),
             "alembic_version_rows": list(self.rows),
+            # The OpenStack release of each current revision, as its id names it.
+            "releases": dict((r, GRAPH.get(r).release) for r in self.version_rows) if known else {},
             "legacy_migrate_version": self.legacy_version,
             "empty": self.is_empty,
             "known": known,
@@ -102,6 +105,7 @@ class DatabaseState(object):
             "pending_data_migrations": [
                 {"name": name, "rows": rows} for name, rows in sorted(self.pending.items()) if rows],
             "triggers": self.mysql,
+            "galera": self.galera,
         }
         if known:
             facts["next_step"] = self.next_step
@@ -114,7 +118,8 @@ class DatabaseState(object):
     def _branch_facts(self, branch):
         current = self.current(branch)
         return {"current": current, "head": GRAPH.heads[branch],
-                "at_head": current == GRAPH.heads[branch]}
+                "at_head": current == GRAPH.heads[branch],
+                "release": GRAPH.get(current).release if current else None}
 
 
 def read(engine):
@@ -256,6 +261,8 @@ def _read(queries):
             state.pending[migration.name] = queries.count_rows(migration)
         elif state.applied and migration.closed_by not in state.applied:
             state.rows_before_open[migration.name] = queries.rows_before_open(migration)
+    if dialect == "mysql":
+        state.galera = galera_facts(queries)
     return state
 
 
@@ -292,4 +299,39 @@ def mysql_trigger_capabilities(queries):
         "trigger_privilege": has_trigger,
         "super_privilege": has_super,
         "can_create": has_trigger and (not binlog or trust or has_super),
+    }
+
+
+_GALERA_STATUS = ("wsrep_cluster_size", "wsrep_cluster_status", "wsrep_local_state_comment",
+                  "wsrep_ready", "wsrep_flow_control_paused", "wsrep_cluster_state_uuid",
+                  "wsrep_incoming_addresses")
+_GALERA_VARIABLES = ("wsrep_on", "wsrep_node_name", "wsrep_OSU_method", "wsrep_sync_wait")
+
+
+def galera_facts(queries):
+    """This node's view of its Galera cluster, or None when the server is no Galera node."""
+    variables = dict((name.lower(), value) for name, value in queries.rows(
+        "SHOW SESSION VARIABLES WHERE Variable_name IN (%s)"
+        % ", ".join("'%s'" % name for name in _GALERA_VARIABLES)))
+    if str(variables.get("wsrep_on", "OFF")).upper() != "ON":
+        return None
+    status = dict((name.lower(), value) for name, value in queries.rows(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN (%s)"
+        % ", ".join("'%s'" % name for name in _GALERA_STATUS)))
+    if not status.get("wsrep_cluster_size"):
+        return None  # wsrep_on without a provider: a plain server
+    cluster_status = status.get("wsrep_cluster_status")
+    local_state = status.get("wsrep_local_state_comment")
+    return {
+        "cluster_size": int(status["wsrep_cluster_size"]),
+        "cluster_status": cluster_status,
+        "cluster_state_uuid": status.get("wsrep_cluster_state_uuid"),
+        "local_state": local_state,
+        "ready": str(status.get("wsrep_ready", "")).upper() == "ON",
+        "writable": cluster_status == "Primary" and local_state == "Synced",
+        "node_name": variables.get("wsrep_node_name"),
+        "incoming_addresses": [a for a in (status.get("wsrep_incoming_addresses") or "").split(",") if a],
+        "osu_method": variables.get("wsrep_osu_method"),
+        "flow_control_paused": float(status.get("wsrep_flow_control_paused") or 0.0),
+        "sync_wait": int(variables.get("wsrep_sync_wait") or 0),
     }
