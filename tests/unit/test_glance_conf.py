@@ -141,3 +141,14 @@ def test_glance_manage_default_directories_without_config_dir(tmp_path, monkeypa
     empty.mkdir()
     with pytest.raises(ConfigurationError, match=r"No \[database\] connection"):
         glance_conf.read(other, str(empty))  # a config_dir replaces the default ones
+
+
+def test_unreadable_files_are_named(tmp_path):
+    latin = tmp_path / "latin1.conf"
+    latin.write_bytes("[database]\nconnection = mysql://glance:d\xe9j\xe0@db/glance\n".encode("latin-1"))
+    with pytest.raises(ConfigurationError, match=r"Cannot read .*latin1.conf: it is not UTF-8 text"):
+        glance_conf.read([str(latin)])
+    with pytest.raises(ConfigurationError, match=r"is a directory; give it as config_dir"):
+        glance_conf.read([str(tmp_path)])
+    with pytest.raises(ConfigurationError, match=r"config_file .*missing.conf does not exist"):
+        glance_conf.read([str(tmp_path / "missing.conf")])

@@ -47,6 +47,10 @@ def read(config_file, config_dir=None):
         for directory in default_config_dirs():
             paths += _conf_files(directory)
     for path in config_file or []:
+        if os.path.isdir(path):
+            raise ConfigurationError(
+                "config_file %s is a directory; give it as config_dir, or the path of "
+                "glance-api.conf as config_file." % path)
         if not os.path.isfile(path):
             raise ConfigurationError(
                 "config_file %s does not exist. Give the path of glance-api.conf, "
@@ -102,9 +106,10 @@ def _parse(path):
     try:
         with open(path, encoding="utf-8") as handle:
             lines = handle.readlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError("Cannot read %s: %s." % (
-            path, getattr(exc, "strerror", None) or exc.__class__.__name__))
+    except OSError as exc:
+        raise ConfigurationError("Cannot read %s: %s." % (path, exc.strerror or exc.__class__.__name__))
+    except UnicodeDecodeError:
+        raise ConfigurationError("Cannot read %s: it is not UTF-8 text." % path) from None
     sections = {}
     section = key = None
     value = []
