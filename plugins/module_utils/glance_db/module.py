@@ -92,7 +92,9 @@ class GlanceDbModule(object):
             self.ansible.warn(self.redact(warning))
         changed = outcome.changed if not self.ansible.check_mode else not outcome.plan.empty
         plan = outcome.plan.as_dict()
-        plan["revisions_after"] = _planned_after(outcome)["revisions"]
+        # What the run leaves (another run may have done the work under the lock meanwhile).
+        plan["revisions_after"] = (_planned_after(outcome) if self.ansible.check_mode
+                                   else outcome.after)["revisions"]
         result = dict(
             changed=changed,
             msg=outcome.msg,
