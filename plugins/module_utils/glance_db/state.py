@@ -7,6 +7,7 @@ Nothing here writes, not even to rewrite legacy alembic_version rows.
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from . import connection as db_connection
 from .data_migrations import MIGRATIONS
@@ -127,12 +128,24 @@ def read(engine):
     if missing_sqlite_file(engine.url):
         # Connecting would create the file: an empty database it is.
         return DatabaseState("sqlite", sqlite3.sqlite_version, engine.url.database, [], [])
-    with engine.connect() as conn:
+    for attempt in range(READ_RETRIES + 1):
         try:
-            state = _read(_SqlAlchemyQueries(conn))
-        finally:
-            conn.rollback()
-    return state
+            with engine.connect() as conn:
+                try:
+                    return _read(_SqlAlchemyQueries(conn))
+                finally:
+                    conn.rollback()
+        except sa.exc.OperationalError as exc:
+            # On Galera, another run's schema change (in isolation, on every node)
+            # aborts a read that holds a table's metadata lock: error 1213. Read again.
+            code = getattr(exc.orig, "args", (None,))[0]
+            if code != DEADLOCK or attempt == READ_RETRIES:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+READ_RETRIES = 8
+DEADLOCK = 1213
 
 
 def read_direct(raw_url):
@@ -256,13 +269,13 @@ def _read(queries):
         legacy_repository=legacy_repository,
         mysql_capabilities=mysql_trigger_capabilities(queries) if dialect == "mysql" else None,
     )
+    if dialect == "mysql":
+        state.galera = galera_facts(queries)
     for migration in MIGRATIONS:
         if state.window_open(migration):
             state.pending[migration.name] = queries.count_rows(migration)
         elif state.applied and migration.closed_by not in state.applied:
             state.rows_before_open[migration.name] = queries.rows_before_open(migration)
-    if dialect == "mysql":
-        state.galera = galera_facts(queries)
     return state
 
 
