@@ -19,6 +19,7 @@ import tempfile
 from .deps import sa
 from .errors import GlanceDbError
 from .lock import migration_lock
+from .state import galera_facts
 
 DEFAULT_PATH = "/etc/glance/metadefs"
 
@@ -379,17 +380,30 @@ def unload(engine, check_mode=False, lock_timeout=60):
     return _change(engine, lambda catalog: empty_catalog(), check_mode, lock_timeout)
 
 
+class _Rows(object):
+    """The one query method state.galera_facts needs, on a SQLAlchemy connection."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def rows(self, sql):
+        return [tuple(row) for row in self.conn.exec_driver_sql(sql)]
+
+
 def _change(engine, target_of, check_mode, lock_timeout):
     _refuse_missing_sqlite(engine)
     with engine.connect() as conn:
         check_schema(conn)
         before, _ids = read_catalog(conn)
+        galera = engine.url.get_backend_name() == "mysql" and galera_facts(_Rows(conn)) is not None
         conn.rollback()
     after = target_of(before)
     change_set = changes(before, after)
     if check_mode or is_empty(change_set):
         return Result(change_set, before, after)
-    with migration_lock(engine, lock_timeout):
+    # On Galera GET_LOCK is node-local: the lock is then the cluster's lease (lock.py).
+    lock = migration_lock(engine, lock_timeout, galera=True) if galera else migration_lock(engine, lock_timeout)
+    with lock:
         with engine.begin() as conn:
             # Read again under the lock: another run may have loaded meanwhile.
             before, ids = read_catalog(conn)
