@@ -30,6 +30,8 @@ options:
       - In a value, C($$) (or C(\$)) is a literal C($), and C($name) or C(${name}) is the value of Glance's option
         C(name) of the same section or of C([DEFAULT]) (C($section.name) for another one). A name Glance does
         not define (C($state_path), for one) is refused, as C(glance-manage) fails on it.
+      - As in oslo.config, an environment variable C(OS_<SECTION>__<OPTION>) of the module's process (such as
+        C(OS_DATABASE__CONNECTION)) wins over the files.
     type: list
     elements: path
   config_dir:

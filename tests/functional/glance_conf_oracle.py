@@ -52,6 +52,7 @@ def parse(files, config_dir, home=None):
 
 def read(case):
     stderr, sys.stderr = sys.stderr, io.StringIO()
+    os.environ.update(case.get("env", {}))
     try:
         parse(case["files"], case.get("dir"), case.get("home"))
         return {"url": CONF.database.connection}
@@ -60,6 +61,8 @@ def read(case):
         why = sys.stderr.getvalue().strip() if isinstance(exc, SystemExit) else str(exc)
         return {"error": "%s: %s" % (type(exc).__name__, why[:300])}
     finally:
+        for name in case.get("env", {}):
+            del os.environ[name]
         sys.stderr = stderr
         CONF.clear()  # not reset(): that would drop glance-manage's set_default()s
 

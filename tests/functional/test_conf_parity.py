@@ -189,19 +189,26 @@ def make_cases(root, seed=SEED, count=CASES):
                                      "glance-manage.conf.d"], rng.randrange(1, 4)):
                 (home / where).mkdir(parents=True)
                 _write(home / where / rng.choice(["db.conf", "50.conf"]), rng, _file_lines(rng))
-        cases.append({"files": files, "dir": config_dir, "home": str(home)})
+        # oslo.config's environment source: OS_GROUP__NAME wins over the files.
+        env = {}
+        if rng.random() < 0.12:
+            env = dict(rng.sample([("OS_DATABASE__CONNECTION", _url(rng)), ("OS_DEFAULT__IMAGE_CACHE_DIR", "/env"),
+                                   ("OS_DATABASE__BACKEND", "env$$x"), ("OS_DEFAULT__DEBUG", "nope"),
+                                   ("OS_DATABASE__MAX_POOL_SIZE", "12")], rng.randrange(1, 3)))
+        cases.append({"files": files, "dir": config_dir, "home": str(home), "env": env})
     return cases
 
 
 def ours(case):
-    home = os.environ.get("HOME")
-    os.environ["HOME"] = case["home"]
+    saved = dict(os.environ)
+    os.environ.update(case["env"], HOME=case["home"])
     try:
         return {"url": glance_conf.read(case["files"], case["dir"]).connection}
     except ConfigurationError as exc:
         return {"refused": str(exc)}
     finally:
-        os.environ["HOME"] = home
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 # What our refusal must say for each way real Glance fails. Where the password has

@@ -152,3 +152,13 @@ def test_unreadable_files_are_named(tmp_path):
         glance_conf.read([str(tmp_path)])
     with pytest.raises(ConfigurationError, match=r"config_file .*missing.conf does not exist"):
         glance_conf.read([str(tmp_path / "missing.conf")])
+
+
+def test_environment_wins_over_the_files(tmp_path, monkeypatch):
+    """oslo.config reads OS_<GROUP>__<OPTION> before the files (glance-manage does too)."""
+    conf = _conf(tmp_path, "[database]\nconnection = sqlite:////file/$max_pool_size\n")
+    monkeypatch.setenv("OS_DATABASE__MAX_POOL_SIZE", "12")
+    assert glance_conf.read(conf).connection == "sqlite:////file/12"
+    monkeypatch.setenv("OS_DATABASE__CONNECTION", "sqlite:////env")
+    read = glance_conf.read(conf)
+    assert (read.connection, read.source) == ("sqlite:////env", "environment variable OS_DATABASE__CONNECTION")

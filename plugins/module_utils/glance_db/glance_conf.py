@@ -8,7 +8,8 @@ oslo.config's own line syntax (not configparser's); section names compared in
 lower case except ``DEFAULT``; ``$name`` / ``${name}`` replaced by the value of a
 registered option of the same group or of ``[DEFAULT]`` (``$group.name`` for
 another group), ``$$`` and ``\\$`` for a literal ``$``, and anything else a
-refusal, as Glance refuses it. Pure Python: it runs inside Ansible's zip.
+refusal, as Glance refuses it. An ``OS_GROUP__NAME`` environment variable wins over
+the files, as in oslo.config. Pure Python: it runs inside Ansible's zip.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _CONVERTED = ("str", "bool", "int", "float")
 
 
 class GlanceConfig(object):
-    """The database URL of a set of Glance config files, and the file that set it."""
+    """The database URL of a set of Glance config files, and the file (or environment variable) that set it."""
 
     def __init__(self, connection, source):
         self.connection = connection
@@ -184,8 +185,12 @@ class _Files(object):
         self.newest_first = list(reversed(parsed))
         self.resolving = []
 
-    def lookup(self, group, name):
-        """(raw value, path) from the latest file setting the option under any of its names."""
+    def lookup(self, group, name, environment=True):
+        """(raw value, where): ``OS_GROUP__NAME`` from the environment, which oslo.config
+        prefers, else the latest file setting the option under any of its names."""
+        variable = "OS_%s__%s" % (group.upper(), name.upper())
+        if environment and variable in os.environ:
+            return os.environ[variable], "environment variable " + variable
         spec = OPTIONS[group][name]
         names = [(group, spec.get("dest", name))] + [tuple(n) for n in spec.get("deprecated", ())]
         names = [(_group_name(g), n) for g, n in names]
@@ -200,11 +205,12 @@ class _Files(object):
         line (``debug``, ``use_syslog``...): oslo.config checks those before anything else."""
         for group, options in sorted(OPTIONS.items()):
             for name, spec in sorted(options.items()):
-                if spec.get("cli") and spec["kind"] in _CONVERTED and self.lookup(group, name)[0] is not None:
-                    self.resolve(group, name)
+                if spec.get("cli") and spec["kind"] in _CONVERTED \
+                        and self.lookup(group, name, environment=False)[0] is not None:
+                    self.resolve(group, name, environment=False)  # oslo.config checks the files' value
 
-    def resolve(self, group, name):
-        """(value, path) of a registered option as oslo.config returns it; path None for a default."""
+    def resolve(self, group, name, environment=True):
+        """(value, where) of a registered option as oslo.config returns it; where None for a default."""
         if (group, name) in self.resolving:
             raise ConfigurationError(
                 "%s refers to itself through $ substitutions; glance-manage cannot read it either. "
@@ -212,7 +218,7 @@ class _Files(object):
         self.resolving.append((group, name))
         try:
             spec = OPTIONS[group][name]
-            raw, path = self.lookup(group, name)
+            raw, path = self.lookup(group, name, environment)
             if raw is None:
                 raw = spec.get("default")
             if raw is None:
