@@ -39,7 +39,7 @@ options:
       - A config directory such as V(/etc/glance/glance-api.conf.d); its C(*.conf) files (not hidden ones) are read
         after O(config_file), in name order, a later file winning, as C(glance-manage --config-dir) does.
       - Unset, the directories C(glance-manage) reads by default are read first, so that O(config_file) overrides
-        them: the first found of C(glance.conf.d), C(glance-api.conf.d) and C(glance-manage.conf.d) in
+        them. They are the first found of C(glance.conf.d), C(glance-api.conf.d) and C(glance-manage.conf.d) in
         C(~/.glance/), C(~/), C(/etc/glance/) and C(/etc/), for example V(/etc/glance/glance-api.conf.d).
     type: path
 requirements:
