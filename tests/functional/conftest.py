@@ -132,7 +132,7 @@ class Blackhole(object):
         self.server.listen(0)
         self.port = self.server.getsockname()[1]
         self.fillers = []
-        for _ in range(3):
+        while len(self.fillers) < 3:
             filler = socket.socket()
             filler.setblocking(False)
             try:

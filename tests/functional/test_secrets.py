@@ -37,8 +37,8 @@ HOSTS = ("h1", "h2")  # one password each, in each run
 
 def make_password(rng):
     """Every special character, a space inside, two non-ASCII letters, and letters."""
-    chars = list(SPECIALS) + [rng.choice(NON_ASCII) for _ in range(2)] + \
-        [rng.choice(LETTERS) for _ in range(rng.randint(4, 8))]
+    chars = list(SPECIALS) + rng.choices(NON_ASCII, k=2) + \
+        rng.choices(LETTERS, k=rng.randint(4, 8))
     rng.shuffle(chars)
     chars.insert(rng.randint(1, len(chars) - 1), " ")  # never at an end: INI strips those
     return rng.choice(LETTERS) + "".join(chars) + rng.choice(LETTERS)
@@ -226,8 +226,8 @@ def databases(make_database):
 def test_no_fragment_of_a_generated_password_shows(databases, blackhole, tmp_path):
     seed = int(os.environ.get("GLANCE_SECRET_SEED") or random.SystemRandom().randrange(2 ** 32))
     rng = random.Random(seed)
-    subject = [make_password(rng) for _ in HOSTS]
-    control = [make_password(rng) for _ in HOSTS]
+    subject = [make_password(rng) for host in HOSTS]
+    control = [make_password(rng) for host in HOSTS]
     my_db, pg_db = databases
     started = time.monotonic()
     runs = []

@@ -107,7 +107,7 @@ def choose_driver(drivername):
     carry (MySQLdb, psycopg2) that is not installed: the one we run, with a
     warning. Any other name: refused, naming the drivers available here.
     """
-    written_backend, _, written = drivername.partition("+")
+    written_backend, written = (drivername.split("+", 1) + [""])[:2]
     backend = _BACKENDS.get(written_backend)
     if backend is None:
         raise ConfigurationError(
@@ -120,8 +120,9 @@ def choose_driver(drivername):
     if written and written not in run and (backend, written) not in _REPLACED:
         raise ConfigurationError(
             "The database driver '%s' of %s:// is unknown or not one this collection runs: for %s "
-            "it runs %s. Write %s." % (written, drivername, written_backend, _available(backend, installed),
-                           " or ".join("%s+%s://" % (written_backend, name) for name in installed or run)))
+            "it runs %s. Write %s." % (
+                written, drivername, written_backend, _available(backend, installed),
+                " or ".join("%s+%s://" % (written_backend, name) for name in installed or run)))
     if not installed:
         raise MissingDriver(DRIVERS[backend][1])
     warning = None
