@@ -122,9 +122,11 @@ def writes_summary(entries):
             "writes": 0, "ok": 0, "failures": 0, "failed_after_retries": 0, "deadlocks": 0,
             "retried_writes": 0, "max_deadlocks_in_one_write": 0, "slowest_write_seconds": 0.0,
             "N-1": 0, "N": 0,
-            "ops": {}, "servers": [], "last_old_write": None, "errors": []})
+            "ops": {}, "deadlocks_by_op": {}, "servers": [], "last_old_write": None, "first_new_write": None, "errors": []})
         node["writes"] += 1
         node["deadlocks"] += e["deadlocks"]
+        if e["deadlocks"]:
+            node["deadlocks_by_op"][e["op"]] = node["deadlocks_by_op"].get(e["op"], 0) + e["deadlocks"]
         node["retried_writes"] += e["deadlocks"] > 0
         node["max_deadlocks_in_one_write"] = max(node["max_deadlocks_in_one_write"], e["deadlocks"])
         node["slowest_write_seconds"] = round(max(node["slowest_write_seconds"], e["t_done"] - e["t"]), 3)
@@ -142,6 +144,8 @@ def writes_summary(entries):
             node["servers"].append(server)
         if e["release"] == "N-1":
             node["last_old_write"] = e["t_done"]
+        elif node["first_new_write"] is None:
+            node["first_new_write"] = e["t"]
     total = {key: sum(n[key] for n in nodes.values())
              for key in ("writes", "ok", "failures", "failed_after_retries", "deadlocks",
                          "retried_writes")}
@@ -228,7 +232,15 @@ def verify(args):
             "alembic_version": held["versions"],
             "schema_diff": schema_difference(schema_dump, db, theirs, held["server"]),
         }
+    start = entries[0]["t"] if entries else 0
     result = dict(total)
+    # Seconds from the first write: when each node came back as N, when contract ran.
+    result["timeline"] = dict(
+        [(name, {"last_old_write": round(n["last_old_write"] - start, 1) if n["last_old_write"] else None,
+                 "first_new_write": round(n["first_new_write"] - start, 1) if n["first_new_write"] else None})
+         for name, n in sorted(nodes.items())],
+        first_write_without_is_public=round(min(contract_seen) - start, 1) if contract_seen else None,
+        last_write=round(entries[-1]["t"] - start, 1) if entries else None)
     result.update({
         "nodes": nodes,
         "galera": galera,
