@@ -24,6 +24,10 @@ write met and whether it failed after its retries.
     galera_api.py start   --state-dir D --node NAME --port P --db DB.json --hot HOT.json
     galera_api.py upgrade --state-dir D --release N
     galera_api.py stop    --state-dir D
+
+``start`` runs the loop in the background and returns once its health check
+answers; the loop ends on ``stop``, or by itself after --max-seconds, so
+nothing outlives a test.
 """
 
 from __future__ import annotations
@@ -367,7 +371,7 @@ def main(argv=None):
         p.add_argument("--port", type=int, required=True)
         p.add_argument("--db", required=True, help="JSON file: host, port, user, password, database")
         p.add_argument("--hot", required=True, help="JSON file whose 'hot' lists the images every node touches")
-        p.add_argument("--max-seconds", type=float, default=240)
+        p.add_argument("--max-seconds", type=float, default=600)
         p.add_argument("--interval", type=float, default=0.1)
     p = sub.add_parser("upgrade")
     p.add_argument("--state-dir", required=True)
