@@ -12,9 +12,6 @@ from .data_migrations import MIGRATIONS
 from .errors import (DowngradeRefused, MissingPrivilege, NotGlanceDatabase,
                      PhaseOrderError, UnknownRevision, UnsupportedEngine)
 from .graph import CONTRACT, EXPAND, GRAPH
-from .lock import migration_lock
-from .mysql_online import TablespaceHold
-from .runner import Runner
 
 HEADS = ("heads", "head", "latest")
 ONLINE_ENGINES = ("mysql", "sqlite")
@@ -298,6 +295,10 @@ def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_r
 
 def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
          mysql_lock_wait_timeout, mysql_datadir, **plan_args):
+    # Imported here: a run that settles from the direct read never compiles them.
+    from .lock import migration_lock
+    from .mysql_online import TablespaceHold
+    from .runner import Runner
     hold = TablespaceHold.for_server(mysql_datadir, engine.url) if mysql_datadir else None
     before_state = db_state.read(engine)
     plan = PLANNERS[phase](before_state, **plan_args)
