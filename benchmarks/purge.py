@@ -32,7 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import canary as canary_mod  # noqa: E402
 import common  # noqa: E402
 from _lib import finish, glance_manage, log, machine, remove, server_versions  # noqa: E402
-from common import sa  # noqa: E402
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import purge  # noqa: E402
 
@@ -128,7 +127,7 @@ def contender(name, images, load, settle, run):
             outcome = run(url)
             end = time.time()
             time.sleep(settle)
-            ops, _, _ = load_writers.stop()
+            ops = load_writers.stop()[0]
         except BaseException:
             load_writers.terminate()
             raise

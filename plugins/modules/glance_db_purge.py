@@ -16,7 +16,7 @@ description:
     plain purges never touch; a purged image id could be given to a new image (OSSN-0075), so keep them long.
   - Where Glance fails, this succeeds and never leaves an orphan. An image's remaining child rows (properties,
     tags, locations, members, soft-deleted or not) are deleted with it in the same transaction, where
-    Glance 33 stops on a foreign-key error and purges no image (on SQLite too: oslo.db turns foreign keys on).
+    Glance 33 stops on a foreign-key error and purges no image (on SQLite too, where oslo.db turns foreign keys on).
     A task and its C(task_info) go in the same batch.
   - A row whose C(deleted_at) is set but C(deleted) is false is still visible through the API and is kept
     (Glance would delete it).

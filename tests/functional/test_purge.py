@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, purge
-from test_interop import _glance, glance_manage  # noqa: F401  (the oracle fixture)
+# glance_manage is the oracle fixture, used by name.
+from test_interop import _glance, glance_manage  # noqa: F401  pylint: disable=unused-import
 
 AGES = (5, 45, 100, 250, 400)  # days: around both defaults (30 and 180)
 KEYS = {"task_info": "task_id"}
