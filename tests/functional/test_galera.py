@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -27,6 +28,24 @@ pytestmark = pytest.mark.galera
 RUN_PHASE = str(Path(__file__).resolve().parent / "run_phase.py")
 RESULTS = galera.REPO / ".build" / "galera-results"
 ORACLE_MANAGE = Path("/tmp/glance-oracle-venv/bin/glance-manage")
+
+
+@pytest.fixture(autouse=True)
+def watchdog():
+    """Fail a test that hangs (a stalled cluster) after 8 minutes, and leave the
+    cluster healthy for the next one."""
+    def bark(signum, frame):
+        raise TimeoutError("Galera test ran past 480 s")
+
+    previous = signal.signal(signal.SIGALRM, bark)
+    signal.alarm(480)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        if galera.script("status", timeout=60).returncode != 0:
+            galera.restore_cluster()
 
 
 @pytest.fixture
