@@ -34,6 +34,7 @@ import time
 from .deps import sa
 from .errors import GlanceDbError
 from .lock import migration_lock
+from .state import _SqlAlchemyQueries, galera_facts
 
 # Glance's order (models with a `deleted` column, images kept apart, tasks last).
 IMAGE_CHILDREN = ("image_properties", "image_tags", "image_locations", "image_members")
@@ -289,8 +290,13 @@ def run(job, check_mode=False, lock_timeout=60, diff=False):
     elif not any(job.plan().values()):
         counts = dict((t, 0) for t in job.tables)  # nothing to do: not even the lock
     else:
-        # The lock keeps a purge out of a schema upgrade's way (and two purges apart).
-        with migration_lock(job.engine, lock_timeout):
+        # The lock keeps a purge out of a schema upgrade's way (and two purges apart);
+        # on Galera GET_LOCK is node-local, so there it is the cluster's lease (lock.py).
+        if _on_galera(job.engine):
+            lock = migration_lock(job.engine, lock_timeout, galera=True)
+        else:
+            lock = migration_lock(job.engine, lock_timeout)
+        with lock:
             counts = job.run()
     total = sum(counts.values())
     result = dict(changed=total > 0, rows=counts, total=total, age_in_days=job.age_in_days,
@@ -299,6 +305,13 @@ def run(job, check_mode=False, lock_timeout=60, diff=False):
         after = job.old_rows() if not check_mode else _minus(before, counts)
         result["diff"] = dict(before=_old_rows_text(before, job), after=_old_rows_text(after, job))
     return result
+
+
+def _on_galera(engine):
+    if engine.url.get_backend_name() != "mysql":
+        return False
+    with engine.connect() as conn:
+        return galera_facts(_SqlAlchemyQueries(conn)) is not None
 
 
 def _minus(before, counts):
