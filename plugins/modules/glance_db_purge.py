@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: glance_db_purge
 short_description: Delete soft-deleted rows from a Glance database, like glance-manage db purge
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - Deletes the rows that Glance soft-deleted more than O(age_in_days) days ago, the oldest first, at most
     O(max_rows) per table, like C(glance-manage db purge) (tables C(task_info), C(image_properties), C(image_tags),
