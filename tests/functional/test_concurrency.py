@@ -78,7 +78,7 @@ def test_sqlite_lock_excludes_and_leaves_no_file(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", LOCK_WORKER,
                                str(Path(__file__).resolve().parents[2] / ".build" / "collections"),
                                str(database), str(counter), str(rounds), str(start_at)],
-                              stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+                              stderr=subprocess.PIPE, text=True) for worker in range(workers)]
     for proc in procs:
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
     assert int(counter.read_text()) == workers * rounds
