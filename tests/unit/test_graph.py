@@ -19,8 +19,9 @@ def test_heads_and_size():
 def test_every_contract_depends_on_its_release_expand():
     for revision in GRAPH.order:
         if revision.branch == CONTRACT:
-            assert revision.depends_on.replace("expand", "contract") == revision.id or \
-                revision.id == "rocky_contract01" and revision.depends_on == "rocky_expand01"
+            depends_on, = revision.depends_on
+            assert depends_on.replace("expand", "contract") == revision.id or \
+                revision.id == "rocky_contract01" and depends_on == "rocky_expand01"
 
 
 @pytest.mark.parametrize("applied_up_to,rows", [

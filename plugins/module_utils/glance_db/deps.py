@@ -45,8 +45,10 @@ sa = _OnFirstUse("sqlalchemy")
 op = _OnFirstUse("alembic.op")
 MigrationContext = _OnFirstUse("alembic.migration", "MigrationContext")
 Operations = _OnFirstUse("alembic.operations", "Operations")
+# The revision map: only planning needs it (graph.RevisionGraph.revision_map).
+alembic_revision = _OnFirstUse("alembic.script.revision")
 
-__all__ = ["sa", "op", "MigrationContext", "Operations", "missing_libraries"]
+__all__ = ["sa", "op", "MigrationContext", "Operations", "alembic_revision", "missing_libraries"]
 
 # The driver each dialect uses, with the library to name when it is missing.
 DRIVERS = {

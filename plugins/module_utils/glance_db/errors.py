@@ -20,6 +20,10 @@ class UnknownRevision(GlanceDbError):
     """A revision that this collection does not know (asked for, or found)."""
 
 
+class RevisionGraphError(GlanceDbError):
+    """The revision files do not form one head per branch (a packaging mistake)."""
+
+
 class NotGlanceDatabase(GlanceDbError):
     """The database holds tables but is not under Glance's migration control."""
 

@@ -1,20 +1,35 @@
 # -*- coding: utf-8 -*-
 """Glance's revision graph, and what the rows of alembic_version mean.
 
-A revision's ancestors are reached through down_revision and depends_on alike.
-alembic_version holds the applied revisions that no other applied revision
-descends from (what real Alembic leaves after each step).
+A revision's ancestors are reached through down_revision and depends_on alike
+(either may be a tuple). alembic_version holds the applied revisions that no
+other applied revision descends from (what real Alembic leaves after each step).
+
+Two readings of the same revision files' header constants:
+
+* the plain one (ancestors, heads, rows, releases) needs nothing but Python, so
+  glance_db_facts and a sync with nothing to do never import SQLAlchemy;
+* Alembic's own RevisionMap (``revision_map``), built on first use by planning:
+  the order revisions are applied in, and what is pending. It is fed the
+  modules revisions/__init__.py imports by name, so it needs no directory scan
+  and works in Ansible's zipped payload. Building it checks that Alembic finds
+  the same heads.
+
+Either way a second head on a branch (or a head outside expand and contract)
+is refused loudly: Alembic would refuse to upgrade such a tree too.
 """
 
 from __future__ import annotations
 
 import re
 
-from .errors import UnknownRevision
+from .deps import alembic_revision
+from .errors import RevisionGraphError, UnknownRevision
 from .revisions import SCRIPTS
 
 EXPAND = "expand"
 CONTRACT = "contract"
+BRANCHES = (EXPAND, CONTRACT)
 
 # Rows older Glance wrote, read by current Glance as these revisions.
 LEGACY_ROWS = {"ocata01": "ocata_contract01", "pike01": "pike_contract01"}
@@ -24,15 +39,22 @@ LEGACY_ROWS = {"ocata01": "ocata_contract01", "pike01": "pike_contract01"}
 _RELEASE_OF_ID = re.compile(r"^(?P<release>.+?)(?:_(?:expand|contract))?\d*$")
 
 
+def _ids(value):
+    """down_revision / depends_on / branch_labels as a tuple: None, one id, or several."""
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 class Revision(object):
     """One revision script with its place in the graph."""
 
     def __init__(self, script):
         self.id = script.revision
         self.script = script
-        self.down = script.down_revision
-        self.depends_on = script.depends_on
-        self.labels = tuple(script.branch_labels or ())
+        self.down = _ids(script.down_revision)
+        self.depends_on = _ids(script.depends_on)
+        self.labels = _ids(script.branch_labels)
         self.branch = None  # filled in by the graph
 
     @property
@@ -43,55 +65,108 @@ class Revision(object):
 
     @property
     def parents(self):
-        return tuple(r for r in (self.down, self.depends_on) if r)
+        return self.down + self.depends_on
 
     def __repr__(self):
         return "Revision(%s)" % self.id
 
 
 class RevisionGraph(object):
-    """All revisions this collection knows, in an order that respects the graph."""
+    """All revisions this collection knows; ``heads`` maps expand and contract to their head."""
 
     def __init__(self, scripts):
-        by_id = dict((s.revision, Revision(s)) for s in scripts)
-        self.by_id = by_id
-        self.order = self._topological(by_id)
+        self.scripts = tuple(scripts)
+        self.by_id = {}
+        for script in self.scripts:
+            if script.revision in self.by_id:
+                raise RevisionGraphError("Two revision files declare revision %s." % script.revision)
+            self.by_id[script.revision] = Revision(script)
         self._ancestors = {}
-        for rev in self.order:
-            self._ancestors[rev.id] = frozenset([rev.id]).union(
-                *[self._ancestors[p] for p in rev.parents])
-        for rev in self.order:
+        for revision_id in sorted(self.by_id):
+            self._closure(revision_id, ())
+        for revision_id in self._light_order():
+            rev = self.by_id[revision_id]
             rev.branch = self._branch_of(rev)
-        self.heads = dict((branch, self._head(branch)) for branch in (EXPAND, CONTRACT))
+        self.heads = self._find_heads()
+        self._map = None
+        self._order = None
 
-    @staticmethod
-    def _topological(by_id):
-        ordered, placed = [], set()
-        pending = sorted(by_id.values(), key=lambda r: r.id)
-        while pending:
-            ready = [r for r in pending if all(p in placed for p in r.parents)]
-            if not ready:
-                raise ValueError("revision graph has a cycle or a missing parent")
-            # Trunk and expand first, so a plan expands before it contracts.
-            ready.sort(key=lambda r: (CONTRACT in r.labels or r.depends_on is not None, r.id))
-            ordered.append(ready[0])
-            placed.add(ready[0].id)
-            pending.remove(ready[0])
-        return ordered
+    # ---- the plain reading (no third-party import)
+    def _closure(self, revision_id, path):
+        if revision_id in self._ancestors:
+            return self._ancestors[revision_id]
+        if revision_id in path:
+            raise RevisionGraphError("The revision graph has a cycle: %s." % " -> ".join(path + (revision_id,)))
+        rev = self.by_id.get(revision_id)
+        if rev is None:
+            raise RevisionGraphError("Revision %s names %s, which no revision file declares."
+                                     % (path[-1], revision_id))
+        found = frozenset([revision_id]).union(*[self._closure(p, path + (revision_id,)) for p in rev.parents])
+        self._ancestors[revision_id] = found
+        return found
+
+    def _light_order(self):
+        # An ancestor set is strictly smaller than its descendants': a valid order.
+        return sorted(self.by_id, key=lambda r: (len(self._ancestors[r]), r))
 
     def _branch_of(self, rev):
-        for label in (EXPAND, CONTRACT):
+        for label in BRANCHES:
             if label in rev.labels:
                 return label
-        if rev.down and self.by_id[rev.down].branch:
-            return self.by_id[rev.down].branch
+        for down in rev.down:
+            if self.by_id[down].branch:
+                return self.by_id[down].branch
         return None
 
-    def _head(self, branch):
-        members = [r.id for r in self.order if r.branch == branch]
-        heads = [r for r in members
-                 if not any(r in self._ancestors[o] for o in members if o != r)]
-        return heads[0]
+    def _tips(self, ids):
+        """Those of ``ids`` that no other of ``ids`` descends from, sorted."""
+        ids = set(ids)
+        return sorted(r for r in ids if not any(r in self._ancestors[o] for o in ids if o != r))
+
+    def _find_heads(self):
+        heads = {}
+        for branch in BRANCHES:
+            tips = self._tips(r.id for r in self.by_id.values() if r.branch == branch)
+            if len(tips) != 1:
+                raise RevisionGraphError(
+                    "The %s branch has %s: %s. Each branch must end in exactly one revision; "
+                    "give the newer revision the other as down_revision."
+                    % (branch, "no head" if not tips else "%d heads" % len(tips), ", ".join(tips) or "-"))
+            heads[branch] = tips[0]
+        stray = sorted(set(self._tips(self.by_id)) - set(heads.values()))
+        if stray:
+            raise RevisionGraphError(
+                "Revision(s) %s end neither the expand nor the contract branch: "
+                "their down_revision must be on one of them." % ", ".join(stray))
+        return heads
+
+    # ---- Alembic's reading, for planning
+    @property
+    def revision_map(self):
+        """alembic.script.revision.RevisionMap of the same scripts (imports Alembic on first use)."""
+        if self._map is None:
+            revision_map = alembic_revision.RevisionMap(lambda: [
+                alembic_revision.Revision(s.revision, s.down_revision, dependencies=s.depends_on,
+                                          branch_labels=s.branch_labels) for s in self.scripts])
+            try:
+                found = dict((branch, revision_map.get_current_head(branch)) for branch in BRANCHES)
+                tips = set(revision_map.heads)
+            except alembic_revision.RevisionError as exc:
+                raise RevisionGraphError("Alembic refuses the revision graph: %s" % exc)
+            if found != self.heads or tips != set(self.heads.values()):
+                raise RevisionGraphError(
+                    "Alembic finds heads %s where the revision files' headers give %s."
+                    % (", ".join(sorted(tips)), ", ".join(sorted(self.heads.values()))))
+            self._map = revision_map
+        return self._map
+
+    @property
+    def order(self):
+        """Every revision, each after all it needs, as Alembic walks them (planning only)."""
+        if self._order is None:
+            walked = self.revision_map.iterate_revisions("heads", "base")
+            self._order = [self.by_id[r.revision] for r in reversed(list(walked))]
+        return self._order
 
     # ---- look-ups
     def get(self, revision_id):
@@ -100,7 +175,7 @@ class RevisionGraph(object):
         except KeyError:
             raise UnknownRevision(
                 "Unknown revision '%s'. Known revisions: %s."
-                % (revision_id, ", ".join(r.id for r in self.order)))
+                % (revision_id, ", ".join(self._light_order())))
 
     def ancestors(self, revision_id):
         """The revision and every revision it needs, as a set of ids."""
@@ -116,20 +191,16 @@ class RevisionGraph(object):
 
     def rows_for(self, applied):
         """What alembic_version holds once exactly ``applied`` has been applied."""
-        return sorted(r for r in applied
-                      if not any(r in self._ancestors[o] for o in applied if o != r))
+        return self._tips(applied)
 
     def branch_current(self, applied, branch):
         """The newest applied revision of a branch, or None."""
-        members = [r.id for r in self.order if r.branch == branch and r.id in applied]
-        return members[-1] if members else None
+        tips = self._tips(r for r in applied if self.by_id[r].branch == branch)
+        return tips[-1] if tips else None
 
     def pending(self, applied, target):
-        """The revisions of ``target`` not yet applied, in graph order."""
+        """The revisions of ``target`` not yet applied, in the order Alembic applies them."""
         return [r for r in self.order if r.id in target and r.id not in applied]
-
-    def newest_first(self):
-        return [r.id for r in reversed(self.order)]
 
 
 GRAPH = RevisionGraph(SCRIPTS)
