@@ -124,7 +124,7 @@ glance_db:
       description:
         - On a MariaDB Galera node, this node's view of its cluster (read with C(wsrep_sync_wait), so the
           state reported is the cluster's latest); V(null) on any other server. Writing phases refuse a node
-          whose O(glance_db.galera.writable) is false. See C(docs/galera.md).
+          whose RV(glance_db.galera.writable) is false. See C(docs/galera.md).
       type: dict
       contains:
         cluster_size:

@@ -203,11 +203,19 @@ def display_url(url):
     return url.render_as_string(hide_password=True)
 
 
-def create_engine(url, redactor):
+# Seconds a MySQL/MariaDB statement may go unanswered (PyMySQL waits for ever
+# otherwise, e.g. on a frozen Galera node): above the longest statement, a table
+# rebuild; the writing modules' read_timeout option. Reads alone need less.
+READ_TIMEOUT = 900
+DIRECT_READ_TIMEOUT = 60
+
+
+def create_engine(url, redactor, read_timeout=None):
     """An engine that fails fast and whose errors carry no password."""
     args = {}
     if url.get_backend_name() == "mysql":
         args["connect_timeout"] = CONNECT_TIMEOUT
+        args["read_timeout"] = args["write_timeout"] = read_timeout or READ_TIMEOUT
         if "charset" not in url.query:
             args["charset"] = "utf8"  # Glance's tables are utf8 (utf8mb3)
     elif url.get_backend_name() == "postgresql":
@@ -235,6 +243,21 @@ def _mysql_session_like_glance(engine):
     def _connect(dbapi_connection, connection_record):
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SET SESSION sql_mode = 'TRADITIONAL'")
+        galera_reads_wait(dbapi_connection)
+
+
+def galera_reads_wait(dbapi_connection):
+    """On a Galera node, make reads wait until this node has applied every write
+    the cluster committed before them (wsrep_sync_wait bit 1), so a state read
+    through one node right after a phase ran through another sees it."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+        row = cursor.fetchone()
+        if row and str(row[1]).upper() == "ON":
+            cursor.execute("SET SESSION wsrep_sync_wait = @@SESSION.wsrep_sync_wait | 1")
+    finally:
+        cursor.close()
 
 
 def _sqlite_transactional_ddl(engine):
@@ -272,6 +295,15 @@ def describe_db_error(exc, url):
                 % (url.database, url.database, url.database))
     elif code == 1045 or "password authentication failed" in lower or "access denied" in lower:
         hint = "check the user name and password"
+    elif code in (2006, 2013):  # the server went away or stopped answering mid-query
+        hint = ("the server at %s:%s stopped answering (killed, restarted or frozen; a query waits at "
+                "most read_timeout seconds): check that node; on Galera, run again through another "
+                "node, which completes the phase"
+                % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), "")))
+    elif code == 1047:  # ER_UNKNOWN_COM_ERROR: a Galera node outside the Primary component
+        hint = ("this Galera node (%s:%s) is not part of the cluster's Primary component or not "
+                "Synced: run through another node, or wait until it has rejoined"
+                % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), "")))
     elif "timed out" in lower or "timeout expired" in lower:
         hint = ("%s:%s did not answer within %d seconds: check the host name and port, that the server "
                 "is running, and that no firewall drops the connection"
@@ -383,8 +415,17 @@ def connect_direct(url):
         pymysql = driver("pymysql")
         if url.password is not None:
             args["password"] = _mysql_password(url.password)
-        return pymysql.connect(database=url.database, charset="utf8", connect_timeout=CONNECT_TIMEOUT,
-                               **args) if pymysql else None
+        if not pymysql:
+            return None
+        conn = pymysql.connect(database=url.database, charset="utf8", connect_timeout=CONNECT_TIMEOUT,
+                               read_timeout=DIRECT_READ_TIMEOUT, write_timeout=DIRECT_READ_TIMEOUT,
+                               **args)
+        try:
+            galera_reads_wait(conn)
+        except Exception:
+            conn.close()
+            raise
+        return conn
     psycopg = driver("psycopg")
     return psycopg.connect(dbname=url.database, connect_timeout=CONNECT_TIMEOUT, **args) if psycopg else None
 
@@ -393,4 +434,3 @@ def _mysql_password(password):
     """PyMySQL sends a str password as Latin-1 (and fails beyond it); the server
     hashed the UTF-8 bytes a UTF-8 client sent when the account was made."""
     return password.encode("utf-8") if isinstance(password, str) else password
-

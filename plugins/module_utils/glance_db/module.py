@@ -32,6 +32,10 @@ WRITE_ARGUMENT_SPEC = dict(
     lock_timeout=dict(type="int", default=60),
     ddl_lock_wait_timeout=dict(type="int", default=10),
     mysql_datadir=dict(type="path"),
+    read_timeout=dict(type="int", default=900),
+    galera_min_cluster_size=dict(type="int"),
+    galera_lock_ttl=dict(type="int", default=30),
+    galera_lock_database=dict(type="str", default="glance_migration_lock"),
 )
 
 
@@ -74,9 +78,10 @@ class GlanceDbModule(object):
         """Plan (check mode) or apply a phase, and exit with the standard result."""
         from . import phases  # here: a module that only reads never compiles the writers
         outcome = None
-        if self.settles_directly and not self.params["mysql_datadir"]:
+        if self.settles_directly and not (self.params["mysql_datadir"] or
+                                          self.params["galera_min_cluster_size"]):
             # Nothing to do needs neither SQLAlchemy nor the lock (phases.settled);
-            # mysql_datadir is checked against the server by the full path.
+            # mysql_datadir and the cluster's size are checked by the full path.
             state = db_state.read_direct(self.raw_url)
             if state is not None:
                 outcome = phases.settled(state, phase, **plan_args)
@@ -87,6 +92,9 @@ class GlanceDbModule(object):
                 lock_timeout=self.params["lock_timeout"],
                 mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
                 mysql_datadir=self.params["mysql_datadir"],
+                galera=dict(min_cluster_size=self.params["galera_min_cluster_size"],
+                            lock_ttl=self.params["galera_lock_ttl"],
+                            lock_database=self.params["galera_lock_database"]),
                 **plan_args)
         for warning in outcome.warnings:
             self.ansible.warn(self.redact(warning))
@@ -131,7 +139,8 @@ class GlanceDbModule(object):
             return
         self.require_libraries()
         url = db_connection.resolve_url(self.raw_url, redactor=self.redact)
-        self.engine = db_connection.create_engine(url, self.redact)
+        self.engine = db_connection.create_engine(url, self.redact,
+                                                  read_timeout=self.params.get("read_timeout"))
         if not db_state.missing_sqlite_file(url):
             db_connection.check_connection(self.engine, self.redact)
 

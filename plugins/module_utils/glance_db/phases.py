@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import state as db_state
 from .data_migrations import MIGRATIONS
-from .errors import (DowngradeRefused, MissingPrivilege, NotGlanceDatabase,
+from .errors import (ClusterNotReady, DowngradeRefused, MissingPrivilege, NotGlanceDatabase,
                      PhaseOrderError, UnknownRevision, UnsupportedEngine)
 from .graph import CONTRACT, EXPAND, GRAPH
 
@@ -209,6 +209,26 @@ def plan_contract(state, version=None):
     return Plan("contract", contract_revisions=[r.id for r in GRAPH.pending(state.applied, target)])
 
 
+def require_galera_ready(state, min_cluster_size=None):
+    """Refuse to write through a Galera node that is not Primary and Synced, or a
+    cluster smaller than ``min_cluster_size``."""
+    node = state.galera
+    if node is None:
+        return
+    name = node["node_name"] or "this node"
+    if node["cluster_status"] != "Primary" or node["local_state"] != "Synced":
+        raise ClusterNotReady(
+            "Galera node %s is %s and %s, not Primary and Synced: a schema change through it could be "
+            "lost or stall the cluster. Run through a Synced node of the Primary component (check "
+            "with glance_db_facts), or wait until this one has rejoined."
+            % (name, node["cluster_status"], node["local_state"]))
+    if min_cluster_size and node["cluster_size"] < min_cluster_size:
+        raise ClusterNotReady(
+            "The Galera cluster of node %s has %d node(s), fewer than galera_min_cluster_size %d: bring "
+            "the missing nodes back (their state transfer must finish first), or lower "
+            "galera_min_cluster_size." % (name, node["cluster_size"], min_cluster_size))
+
+
 PLANNERS = {"sync": plan_sync, "expand": plan_expand, "migrate": plan_migrate,
             "contract": plan_contract}
 
@@ -285,28 +305,35 @@ def settled(state, phase, batch_size=None, max_rows=None, **plan_args):
 
 
 def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_rows=None,
-        mysql_lock_wait_timeout=10, mysql_datadir=None, **plan_args):
-    """Plan the phase; unless in check mode, apply it under the migration lock."""
+        mysql_lock_wait_timeout=10, mysql_datadir=None, galera=None, **plan_args):
+    """Plan the phase; unless in check mode, apply it under the migration lock.
+
+    ``galera``: options for a Galera cluster (min_cluster_size, lock_ttl, lock_database).
+    """
     outcome = _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
-                   mysql_lock_wait_timeout, mysql_datadir, **plan_args)
+                   mysql_lock_wait_timeout, mysql_datadir, galera or {}, **plan_args)
     outcome.msg = message(outcome, check_mode, plan_args.get("version"))
     return outcome
 
 
 def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
-         mysql_lock_wait_timeout, mysql_datadir, **plan_args):
+         mysql_lock_wait_timeout, mysql_datadir, galera, **plan_args):
     # Imported here: a run that settles from the direct read never compiles them.
     from .lock import migration_lock
     from .mysql_online import TablespaceHold
     from .runner import Runner
     hold = TablespaceHold.for_server(mysql_datadir, engine.url) if mysql_datadir else None
     before_state = db_state.read(engine)
+    if not check_mode:
+        require_galera_ready(before_state, galera.get("min_cluster_size"))
     plan = PLANNERS[phase](before_state, **plan_args)
     before = before_state.as_facts()
     if check_mode or plan.empty:
         return Outcome(plan, before, before, [], [])
-    with migration_lock(engine, lock_timeout):
+    with migration_lock(engine, lock_timeout, galera=before_state.galera is not None,
+                        lease_seconds=galera.get("lock_ttl"), lock_database=galera.get("lock_database")):
         current = db_state.read(engine)  # another run may have finished meanwhile
+        require_galera_ready(current, galera.get("min_cluster_size"))
         plan = PLANNERS[phase](current, **plan_args)
         if hold:
             hold.clear_leftovers()
