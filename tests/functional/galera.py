@@ -106,8 +106,9 @@ def writable_everywhere(marker):
     """A write through every node succeeds and is seen through the others."""
     admin(1, "CREATE TABLE IF NOT EXISTS %s.writes (node INT PRIMARY KEY, v VARCHAR(40))" % marker)
     for node in NODES:
-        admin(node, "REPLACE INTO %s.writes VALUES (:n, :v)" % marker, {"n": node, "v": "w%d" % node},
-              timeout=20)
+        # wsrep_sync_wait 15: the write waits until this node has applied the CREATE TABLE.
+        admin(node, ["SET SESSION wsrep_sync_wait = 15", "REPLACE INTO %s.writes VALUES (:n, :v)" % marker],
+              {"n": node, "v": "w%d" % node}, timeout=20)
     for node in NODES:
         rows = admin(node, ["SET SESSION wsrep_sync_wait = 1", "SELECT COUNT(*) FROM %s.writes" % marker])
         assert rows[0][0] == 3, (node, rows)
