@@ -37,7 +37,7 @@ def server(node):
 
 def script(*args, timeout=180):
     return subprocess.run(["bash", str(SCRIPT)] + list(args), capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, GALERA_PORT_OFFSET=str(OFFSET)))
+                          timeout=timeout, check=False, env=dict(os.environ, GALERA_PORT_OFFSET=str(OFFSET)))
 
 
 def require_cluster():

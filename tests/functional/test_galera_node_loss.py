@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -132,8 +131,9 @@ def test_a_node_the_run_is_not_connected_to(seeded, how):
     state = db_state.read(db.engine(3))
     assert state.next_step == "migrate", state.version_rows
     same_schema_everywhere(db)
-    record("node_loss_other_%s" % how, {"run_s": round(elapsed, 1), "rejoin_s": round(rejoin, 1),
-                                         "error": result["error"], "changed": result["changed"]})
+    record("node_loss_other_%s" % how, {
+        "run_s": round(elapsed, 1), "rejoin_s": round(rejoin, 1),
+        "error": result["error"], "changed": result["changed"]})
 
 
 @pytest.mark.parametrize("how", ["kill", "freeze"])
@@ -160,8 +160,9 @@ def test_the_node_the_run_is_connected_to(seeded, how, tmp_path):
     assert again["glance_db"]["next_step"] == "migrate", again
     rejoin = bring_back(2, how)
     same_schema_everywhere(db)
-    record("node_loss_connected_%s" % how, {"msg": msg, "rerun_through_node1_s": round(rerun_s, 1),
-                                             "rerun_changed": again["changed"], "rejoin_s": round(rejoin, 1)})
+    record("node_loss_connected_%s" % how, {
+        "msg": msg, "rerun_through_node1_s": round(rerun_s, 1),
+        "rerun_changed": again["changed"], "rejoin_s": round(rejoin, 1)})
 
 
 @pytest.mark.parametrize("how", ["kill", "freeze"])
@@ -190,6 +191,6 @@ def test_lock_takeover_after_the_holder_is_lost(seeded, how):
     state = db_state.read(db.engine(3))
     assert state.next_step == "migrate", state.version_rows
     same_schema_everywhere(db)
-    record("takeover_after_holder_%s" % how, {"ttl_s": 10, "takeover_s": round(takeover_s, 1),
-                                               "taker_changed": taken["changed"],
-                                               "thawed_holder": fenced})
+    record("takeover_after_holder_%s" % how, {
+        "ttl_s": 10, "takeover_s": round(takeover_s, 1),
+        "taker_changed": taken["changed"], "thawed_holder": fenced})
