@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: glance_db_metadefs
 short_description: Load, unload or export Glance's metadata definitions
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - Does what C(glance-manage db load_metadefs), C(unload_metadefs) and C(export_metadefs) do, with the same rows
     in the C(metadef_*) tables, and writes only what differs.
@@ -138,6 +138,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 class GlanceDbMetadefs(GlanceDbModule):
     writes = False  # only the lock of WRITE's options applies; taken below
+    settles_directly = True  # a load with nothing to do is read with the driver alone
     argument_spec = dict(
         state=dict(type="str", choices=["present", "absent", "exported"], default="present"),
         path=dict(type="path"),
@@ -152,14 +153,19 @@ class GlanceDbMetadefs(GlanceDbModule):
     def run(self):
         p, check_mode = self.params, self.ansible.check_mode
         if p["state"] == "exported":
+            self.connect()
             files = metadefs.export(self.engine, p["path"], force=p["force"], check_mode=check_mode)
             self.exit(dict(changed=any(what != "unchanged" for what in files.values()), files=files))
-        if p["state"] == "present":
-            result = metadefs.load(self.engine, p["path"] or metadefs.DEFAULT_PATH, merge=p["merge"],
-                                   prefer_new=p["prefer_new"], overwrite=p["overwrite"],
-                                   check_mode=check_mode, lock_timeout=p["lock_timeout"])
-        else:
-            result = metadefs.unload(self.engine, check_mode=check_mode, lock_timeout=p["lock_timeout"])
+        path = p["path"] or metadefs.DEFAULT_PATH
+        modes = dict(merge=p["merge"], prefer_new=p["prefer_new"], overwrite=p["overwrite"])
+        result = metadefs.settled_direct(self.raw_url, path, **modes) if p["state"] == "present" else None
+        if result is None:
+            self.connect()
+            if p["state"] == "present":
+                result = metadefs.load(self.engine, path, check_mode=check_mode, lock_timeout=p["lock_timeout"],
+                                       **modes)
+            else:
+                result = metadefs.unload(self.engine, check_mode=check_mode, lock_timeout=p["lock_timeout"])
         out = dict(changed=result.changed, changes=metadefs.change_report(result.changes),
                    counts=dict((kind, len(entries)) for kind, entries in result.after.items()))
         if self.ansible._diff:

@@ -238,6 +238,19 @@ def test_export_never_overwrites_a_different_file_unless_forced(database, glance
     assert json.loads(target.read_text())["namespace"] == "OS::Compute::Libvirt"
 
 
+def test_a_load_with_nothing_to_do_is_read_with_the_driver_alone(database, glance_files, tmp_path):
+    phases.run(database.engine, "sync")
+    assert metadefs.settled_direct(database.url, str(glance_files)) is None  # everything to load
+    metadefs.load(database.engine, str(glance_files))
+    settled = metadefs.settled_direct(database.url, str(glance_files))
+    assert settled is not None and not settled.changed
+    assert settled.after == metadefs.load(database.engine, str(glance_files), check_mode=True).after
+    changed = changed_copy(glance_files, tmp_path / "changed")
+    assert metadefs.settled_direct(database.url, str(changed)) is None
+    with pytest.raises(metadefs.MetadefsError, match="need merge"):
+        metadefs.settled_direct(database.url, str(glance_files), prefer_new=True)
+
+
 class _Killed(Exception):
     pass
 

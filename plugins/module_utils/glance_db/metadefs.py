@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 
+from .connection import connect_direct, parse_plain_url
 from .deps import sa
 from .errors import GlanceDbError
 from .lock import migration_lock
@@ -146,36 +147,58 @@ def empty_catalog():
     return dict((kind, {}) for kind in KINDS)
 
 
+_CATALOG_SQL = {
+    "namespaces": "SELECT id, namespace, %s FROM metadef_namespaces" % ", ".join(NAMESPACE_FIELDS),
+    "resource_types": "SELECT id, name, protected FROM metadef_resource_types",
+    "resource_type_associations": "SELECT namespace_id, resource_type_id, properties_target, prefix "
+                                  "FROM metadef_namespace_resource_types",
+    "properties": "SELECT id, namespace_id, name, json_schema FROM metadef_properties",
+    "objects": "SELECT id, namespace_id, name, description, json_schema FROM metadef_objects",
+    "tags": "SELECT id, namespace_id, name FROM metadef_tags",
+}
+
+
+def _bool(value):
+    return None if value is None else bool(value)  # 0/1 on SQLite and MySQL
+
+
 def read_catalog(conn):
     """The catalog in the database, with the ids needed to write to it."""
-    t = tables()
+    return catalog_from(lambda sql: [tuple(row) for row in conn.exec_driver_sql(sql)])
+
+
+def catalog_from(rows):
+    """(catalog, ids) from ``rows(sql)`` -> tuples (SQLAlchemy or the driver alone)."""
     catalog = empty_catalog()
     ids = dict((kind, {}) for kind in KINDS)
     ns_names = {}
-    for row in conn.execute(sa.select(t["namespaces"])).mappings():
-        ns_names[row["id"]] = row["namespace"]
-        catalog["namespaces"][row["namespace"]] = dict((f, row[f]) for f in NAMESPACE_FIELDS)
-        ids["namespaces"][row["namespace"]] = row["id"]
+    for row in rows(_CATALOG_SQL["namespaces"]):
+        ns_id, ns = row[0], row[1]
+        fields = dict(zip(NAMESPACE_FIELDS, row[2:]))
+        fields["protected"] = _bool(fields["protected"])
+        ns_names[ns_id] = ns
+        catalog["namespaces"][ns] = fields
+        ids["namespaces"][ns] = ns_id
     rt_names = {}
-    for row in conn.execute(sa.select(t["resource_types"])).mappings():
-        rt_names[row["id"]] = row["name"]
-        catalog["resource_types"][row["name"]] = {"protected": row["protected"]}
-        ids["resource_types"][row["name"]] = row["id"]
-    for row in conn.execute(sa.select(t["resource_type_associations"])).mappings():
-        key = (ns_names[row["namespace_id"]], rt_names[row["resource_type_id"]])
-        catalog["resource_type_associations"][key] = {
-            "properties_target": row["properties_target"], "prefix": row["prefix"]}
-    for kind in ("properties", "objects", "tags"):
-        for row in conn.execute(sa.select(t[kind])).mappings():
-            key = (ns_names[row["namespace_id"]], row["name"])
-            if kind == "properties":
-                value = {"json_schema": _parsed(row["json_schema"])}
-            elif kind == "objects":
-                value = {"description": row["description"], "json_schema": _parsed(row["json_schema"])}
-            else:
-                value = {}
-            catalog[kind][key] = value
-            ids[kind][key] = row["id"]
+    for rt_id, name, protected in rows(_CATALOG_SQL["resource_types"]):
+        rt_names[rt_id] = name
+        catalog["resource_types"][name] = {"protected": _bool(protected)}
+        ids["resource_types"][name] = rt_id
+    for ns_id, rt_id, properties_target, prefix in rows(_CATALOG_SQL["resource_type_associations"]):
+        catalog["resource_type_associations"][(ns_names[ns_id], rt_names[rt_id])] = {
+            "properties_target": properties_target, "prefix": prefix}
+    for row_id, ns_id, name, json_schema in rows(_CATALOG_SQL["properties"]):
+        key = (ns_names[ns_id], name)
+        catalog["properties"][key] = {"json_schema": _parsed(json_schema)}
+        ids["properties"][key] = row_id
+    for row_id, ns_id, name, description, json_schema in rows(_CATALOG_SQL["objects"]):
+        key = (ns_names[ns_id], name)
+        catalog["objects"][key] = {"description": description, "json_schema": _parsed(json_schema)}
+        ids["objects"][key] = row_id
+    for row_id, ns_id, name in rows(_CATALOG_SQL["tags"]):
+        key = (ns_names[ns_id], name)
+        catalog["tags"][key] = {}
+        ids["tags"][key] = row_id
     return catalog, ids
 
 
@@ -373,6 +396,45 @@ def load(engine, path, merge=False, prefer_new=False, overwrite=False, check_mod
     documents = read_files(path)
     return _change(engine, lambda catalog: glance_load(catalog, documents, merge, prefer_new, overwrite),
                    check_mode, lock_timeout)
+
+
+def settled_direct(raw_url, path, merge=False, prefer_new=False, overwrite=False):
+    """A Result when the load has nothing to do, read with the database driver alone; else None.
+
+    The every-deploy load finds everything in place; SQLAlchemy's import is most
+    of such a run. The files are read and checked first, as for load(). None
+    (load() then decides, and reports any error) when the URL needs
+    SQLAlchemy, the driver is missing, a query fails, or something differs.
+    """
+    error = _options_error(merge, prefer_new, overwrite)
+    if error:
+        raise MetadefsError(error)
+    documents = read_files(path)
+    url = parse_plain_url(raw_url)
+    if url is None or (url.backend == "sqlite" and not os.path.isfile(url.database)):
+        return None
+    try:
+        conn = connect_direct(url)
+    except Exception:  # load() meets it again and reports it
+        return None
+    if conn is None:
+        return None
+    try:
+        def rows(sql):
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql)
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+        before, _ids = catalog_from(rows)
+    except Exception:  # no metadef tables, or anything else: load() reports it
+        return None
+    finally:
+        conn.close()
+    after = glance_load(before, documents, merge, prefer_new, overwrite)
+    change_set = changes(before, after)
+    return Result(change_set, before, after) if is_empty(change_set) else None
 
 
 def unload(engine, check_mode=False, lock_timeout=60):
