@@ -15,7 +15,11 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.gra
     BRANCHES, CONTRACT, EXPAND, GRAPH, RevisionGraph,
 )
 
-from conftest import COLLECTIONS_ROOT
+from pathlib import Path
+
+# Where tests/conftest.py links the collection (importing "conftest" by name is
+# ambiguous when tests/unit and tests/functional run in one session).
+COLLECTIONS_ROOT = str(Path(__file__).resolve().parents[2] / ".build" / "collections")
 
 
 def _alembic_map(scripts):
@@ -135,6 +139,6 @@ def test_facts_and_nothing_to_do_import_neither_alembic_nor_sqlalchemy():
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "sqlalchemy")))
         GRAPH.pending(set(), GRAPH.ancestors(GRAPH.heads["expand"]))
         print("alembic" in sys.modules)
-    """ % str(COLLECTIONS_ROOT))
+    """ % COLLECTIONS_ROOT)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:2] == ["[]", "True"]

@@ -12,7 +12,6 @@ import os
 import re
 from urllib.parse import quote, quote_plus, unquote
 
-from . import glance_conf
 from .deps import DRIVERS, driver, driver_available, sa
 from .errors import ConfigurationError, ConnectionFailed, GlanceDbError
 
@@ -114,9 +113,10 @@ def choose_driver(drivername):
             "Unsupported database '%s'. Glance runs on mysql (MariaDB), postgresql "
             "and sqlite." % drivername)
     run = _DRIVERS_RUN[backend]
-    installed = [name for name in run if driver_available(_DRIVER_MODULES[name])]
-    if written in run and written in installed:
+    # The driver written, when installed, is the answer: no other driver is imported.
+    if written in run and driver_available(_DRIVER_MODULES[written]):
         return backend, written, None
+    installed = [name for name in run if driver_available(_DRIVER_MODULES[name])]
     if written and written not in run and (backend, written) not in _REPLACED:
         raise ConfigurationError(
             "The database driver '%s' of %s:// is unknown or not one this collection runs: for %s "
@@ -148,6 +148,7 @@ def driver_warning(raw):
 
 def read_config_files(config_file=None, config_dir=None):
     """The ``[database] connection`` value of Glance's config files, or an error."""
+    from . import glance_conf  # here: a run given ``connection`` never pays for the reader
     return glance_conf.read(config_file, config_dir).connection
 
 
@@ -165,6 +166,7 @@ def url_and_source(connection=None, config_file=None, config_dir=None, redactor=
     if connection:
         raw, source = connection, "connection"
     else:
+        from . import glance_conf
         conf = glance_conf.read(config_file, config_dir)
         raw, source = conf.connection, conf.source
     if redactor is not None:
