@@ -7,25 +7,40 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 GOLDEN = Path(__file__).resolve().parent.parent / "parity" / "golden"
 sys.path.insert(0, str(GOLDEN.parent))
 
 import schema_dump  # noqa: E402  (tests/parity, also used to make the golden files)
 
-# The release states real glance-manage was walked through, in order.
-RELEASE_STATES = (
-    "liberty", "mitaka01", "mitaka02",
-    "ocata_expand01", "ocata_contract01", "pike_expand01", "pike_contract01",
-    "queens_expand01", "queens_contract01", "rocky_expand02", "rocky_contract02",
-    "train_expand01", "train_contract01", "ussuri_expand01", "ussuri_contract01",
-    "wallaby_expand01", "wallaby_contract01", "xena_expand01", "xena_contract01",
-    "yoga_expand01", "yoga_contract01", "zed_expand01", "zed_contract01",
-    "2023_1_expand01", "2023_1_contract01", "2024_1_expand01", "2024_1_contract01",
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import (  # noqa: E402
+    CONTRACT, GRAPH,
 )
+
+# The contract head: where a sync, a finished rolling upgrade or glance-manage leaves a database.
+HEAD = GRAPH.heads[CONTRACT]
+_POSITION = dict((revision.id, index) for index, revision in enumerate(GRAPH.order))
+# Dumps of real Glance that are not release states.
+_NOT_STATES = {"fresh_sync", "online_expand_from_mitaka02"}
+
+
+def _golden_states():
+    """The release states real glance-manage was walked through (golden/sqlite's listing), in graph order."""
+    names = {path.stem for path in (GOLDEN / "sqlite").glob("*.json")} - _NOT_STATES
+    return tuple(sorted(names, key=_POSITION.__getitem__))
+
+
+RELEASE_STATES = _golden_states()
 
 
 def golden(engine_name, state):
-    return json.loads((GOLDEN / engine_name / ("%s.json" % state)).read_text())
+    path = GOLDEN / engine_name / ("%s.json" % state)
+    if not path.exists() and state in _POSITION and state not in RELEASE_STATES:
+        # A release newer than the oracle's Glance: nothing to compare with yet.
+        pytest.skip("no golden dump of %s (newer than the oracle's Glance): run tests/parity/make_golden.sh"
+                    % state)
+    return json.loads(path.read_text())
 
 
 def differences(engine, engine_name, state):
