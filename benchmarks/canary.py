@@ -7,7 +7,8 @@ at a fixed rate, in short transactions, recording each operation's start,
 latency and outcome. Writers own disjoint images (the ones they create plus a
 slice of existing ones), so afterwards ``verify`` can say exactly which rows or
 values were lost: it replays every image's writes against the phase timeline,
-with the Ocata trigger and data-migration rules of GLANCE_SCHEMA_FACTS.md, and
+with the rules of Glance's Ocata triggers (ocata_expand01) and data migration
+(ocata_migrate01), and
 checks that the database holds one of the outcomes those rules allow.
 
     python benchmarks/canary.py --url URL [--seconds 10] [--stage old|mixed|new]
