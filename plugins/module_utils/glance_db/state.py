@@ -120,7 +120,8 @@ class DatabaseState(object):
         current = self.current(branch)
         return {"current": current, "head": GRAPH.heads[branch],
                 "at_head": current == GRAPH.heads[branch],
-                "release": GRAPH.get(current).release if current else None}
+                "release": GRAPH.get(current).release if current else None,
+                "head_release": GRAPH.get(GRAPH.heads[branch]).release}
 
 
 def read(engine):
