@@ -68,9 +68,10 @@ glance_db:
     expand:
       description:
         - Current revision (V(null) when none) and target head of the expand branch, whether it is at the head,
-          and the OpenStack release of the current revision.
+          and the OpenStack release of the current revision and of the head (C(head_release)).
       type: dict
-      sample: {"current": "2024_1_expand01", "head": "2024_1_expand01", "at_head": true, "release": "2024.1"}
+      sample: {"current": "2024_1_expand01", "head": "2024_1_expand01", "at_head": true, "release": "2024.1",
+               "head_release": "2024.1"}
     contract:
       description: The same for the contract branch.
       type: dict
