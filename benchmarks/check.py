@@ -50,7 +50,7 @@ def main():
             dbs, lambda db: ("ours", "glance") if db.engine in GLANCE_CHECKS else ("ours",),
             run_once, args.repeats, "check")
         for db in dbs:
-            if db.version_rows() != _lib.HEADS:
+            if db.version_rows() != _lib.heads():
                 raise RuntimeError("%s: the database changed during the check" % db.engine)
 
     engines = {}

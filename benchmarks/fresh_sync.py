@@ -74,7 +74,7 @@ def main():
         manage = _lib.glance_manage()
         dumps, confs = {}, {}
         for db in dbs:
-            if db.version_rows() != _lib.HEADS:
+            if db.version_rows() != _lib.heads():
                 raise RuntimeError("%s: the payload's first run did not reach the heads" % db.engine)
             dumps[db.engine] = dump_schema(db, workdir)
             confs[db.engine] = _lib.glance_config(db, workdir)
@@ -91,7 +91,7 @@ def main():
             else:
                 seconds = load_schema(db, dumps[db.engine])
             rows = db.version_rows()
-            if rows != _lib.HEADS:
+            if rows != _lib.heads():
                 raise RuntimeError("%s %s left alembic_version %s" % (db.engine, kind, rows))
             return seconds
 

@@ -27,8 +27,7 @@ def _load_once(url, path, check_mode=False):
     sys.path.insert(0, str(_lib.COLLECTIONS))
     from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
         connection, metadefs)
-    redactor = connection.Redactor()
-    engine = connection.create_engine(connection.resolve_url(url, redactor=redactor), redactor)
+    engine = connection.create_engine(connection.resolve_url(url))
     try:
         return metadefs.load(engine, path, check_mode=check_mode)
     finally:

@@ -7,6 +7,7 @@ repository that name without copying it, so edits are seen at once.
 """
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,19 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 COLLECTIONS_ROOT = REPO / '.build' / 'collections'
 
 
-def _link_collection():
-    link = COLLECTIONS_ROOT / 'ansible_collections' / 'openstack_ops' / 'glance'
-    if link.is_symlink() and link.resolve() == REPO:
-        return
-    link.parent.mkdir(parents=True, exist_ok=True)
-    # Replace atomically: parallel pytest workers may race here.
-    tmp = link.with_name(f'.glance.{os.getpid()}')
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(REPO, target_is_directory=True)
-    os.replace(tmp, link)
-
-
-_link_collection()
+# scripts/collection-link makes the link (and is the one place that does).
+subprocess.run(['bash', str(REPO / 'scripts' / 'collection-link')], check=True, stdout=subprocess.DEVNULL)
 sys.path.insert(0, str(COLLECTIONS_ROOT))
 
 # Tests that run ansible-playbook resolve openstack_ops.glance to this

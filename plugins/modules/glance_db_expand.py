@@ -71,7 +71,7 @@ plan:
       type: list
       elements: str
       sample: ["2024_1_contract01"]
-  sample: {"phase": "sync", "revisions": ["liberty", "mitaka01"], "data_migrations": [{"name": "ocata_migrate01_community_images", "rows": 120}]}
+  sample: {"phase": "expand", "revisions": ["ocata_expand01", "pike_expand01"], "data_migrations": []}
 revisions_applied:
   description: The revisions applied, in order.
   returned: always

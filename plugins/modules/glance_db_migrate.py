@@ -79,7 +79,7 @@ plan:
       type: list
       elements: str
       sample: ["2024_1_contract01"]
-  sample: {"phase": "sync", "revisions": ["liberty", "mitaka01"], "data_migrations": [{"name": "ocata_migrate01_community_images", "rows": 120}]}
+  sample: {"phase": "migrate", "revisions": [], "data_migrations": [{"name": "ocata_migrate01_community_images", "rows": 120}]}
 revisions_applied:
   description: The revisions applied, in order.
   returned: always

@@ -63,9 +63,7 @@ class TestDatabase(object):
             _check_server(engine_name)
             self._admin("CREATE DATABASE %s" % self.name)
             self.url = "%s/%s" % (SERVERS[engine_name], self.name)
-        redactor = db_connection.Redactor()
-        self.engine = db_connection.create_engine(
-            db_connection.resolve_url(self.url, redactor=redactor), redactor)
+        self.engine = db_connection.create_engine(db_connection.resolve_url(self.url))
 
     def _admin(self, statement):
         admin = sa.create_engine(server_admin_url(self.engine_name), isolation_level="AUTOCOMMIT")

@@ -130,10 +130,8 @@ class GaleraDatabase(object):
 
     def engine(self, node=1, read_timeout=None):
         if node not in self.engines:
-            redactor = db_connection.Redactor()
             self.engines[node] = db_connection.create_engine(
-                db_connection.resolve_url(self.url(node), redactor=redactor), redactor,
-                read_timeout=read_timeout or 60)
+                db_connection.resolve_url(self.url(node)), read_timeout=read_timeout or 60)
         return self.engines[node]
 
     def scalar(self, sql, node=1, **params):

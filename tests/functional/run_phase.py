@@ -3,7 +3,7 @@
 Prints {"changed": ..., "error": ...} as JSON. Used to race several runs at
 once and to kill a run part-way. KILL is "before-write:N" (SIGKILL itself just
 before its N-th writing statement) or "after-commit:N" (just after its N-th
-commit), for the crash tests.
+commit), for the crash tests; "stop-before-write:N" SIGSTOPs it there instead.
 """
 
 from __future__ import annotations
@@ -30,14 +30,18 @@ WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b", re.IGNORECA
 
 
 def arm_kill(engine, kill):
-    """SIGKILL this process at the given point of its run."""
+    """SIGKILL this process at the given point of its run; "stop-" + the point:
+    SIGSTOP it there instead (frozen mid-phase, whatever the machine's speed)."""
     when, count = kill.split(":")
+    sig = signal.SIGKILL
+    if when.startswith("stop-"):
+        when, sig = when[len("stop-"):], signal.SIGSTOP
     seen = {"n": 0}
 
     def maybe_die():
         seen["n"] += 1
         if seen["n"] == int(count):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sig)
 
     if when == "before-write":
         @connection.sa.event.listens_for(engine, "before_cursor_execute")
@@ -52,7 +56,7 @@ def arm_kill(engine, kill):
 
 def main(url, phase, args="{}", start_at=None, kill=None):
     redactor = connection.Redactor()
-    engine = connection.create_engine(connection.resolve_url(url, redactor=redactor), redactor)
+    engine = connection.create_engine(connection.resolve_url(url, redactor=redactor))
     if kill:
         arm_kill(engine, kill)
     if start_at:

@@ -175,9 +175,11 @@ def url_and_source(connection=None, config_file=None, config_dir=None, redactor=
     return raw, source
 
 
-def resolve_url(connection=None, config_file=None, config_dir=None, redactor=None):
-    """Parse the database URL (from the option or the config files) into a sa URL."""
-    raw = raw_url(connection, config_file, config_dir, redactor=redactor)
+def resolve_url(raw, redactor=None):
+    """Parse a database URL (raw_url's) into a sa URL with the driver this host has."""
+    if redactor is not None:
+        redactor.add_url(raw)
+    refuse_ambiguous(raw)
     try:
         url = sa.engine.make_url(raw)
     except Exception:
@@ -212,7 +214,7 @@ READ_TIMEOUT = 900
 DIRECT_READ_TIMEOUT = 60
 
 
-def create_engine(url, redactor, read_timeout=None):
+def create_engine(url, read_timeout=None):
     """An engine that fails fast and whose errors carry no password."""
     args = {}
     if url.get_backend_name() == "mysql":

@@ -31,8 +31,12 @@ EXPAND = "expand"
 CONTRACT = "contract"
 BRANCHES = (EXPAND, CONTRACT)
 
-# Rows older Glance wrote, read by current Glance as these revisions.
+# What older Glance left, read as these revisions: alembic_version rows it
+# wrote, and sqlalchemy-migrate's versions (migrate_version, repository
+# LEGACY_REPOSITORY) from before Alembic.
 LEGACY_ROWS = {"ocata01": "ocata_contract01", "pike01": "pike_contract01"}
+LEGACY_MIGRATE_VERSIONS = {42: "liberty", 43: "mitaka01", 44: "mitaka02", 45: "ocata_contract01"}
+LEGACY_REPOSITORY = "Glance Migrations"
 
 # Glance names each revision after its release: ocata_contract01, mitaka02,
 # 2024_1_expand01 (a dated release, 2024.1).

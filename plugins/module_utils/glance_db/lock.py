@@ -176,7 +176,7 @@ class GaleraLease(object):
         self.tag = STATEMENT_TAG % self.token
         self.table = "`%s`.`leases`" % database.replace("`", "``")
         # read_timeout: a renewal stuck longer than the lease is lost anyway.
-        self.lock_engine = db_connection.create_engine(engine.url, None, read_timeout=self.seconds)
+        self.lock_engine = db_connection.create_engine(engine.url, read_timeout=self.seconds)
         self.renewed = None  # monotonic time at which the last successful renewal started
         self.lost = None  # why this run no longer holds the lease
         self.stop = threading.Event()

@@ -16,7 +16,6 @@ from . import connection as db_connection
 from . import state as db_state
 from .deps import missing_libraries, sa
 from .errors import GlanceDbError
-from .graph import GRAPH
 
 
 def connection_argument_spec():
@@ -90,7 +89,7 @@ class GlanceDbModule(object):
             outcome = phases.run(
                 self.engine, phase, check_mode=self.ansible.check_mode,
                 lock_timeout=self.params["lock_timeout"],
-                mysql_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
+                ddl_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
                 mysql_datadir=self.params["mysql_datadir"],
                 galera=dict(min_cluster_size=self.params["galera_min_cluster_size"],
                             lock_ttl=self.params["galera_lock_ttl"],
@@ -139,8 +138,7 @@ class GlanceDbModule(object):
             return
         self.require_libraries()
         url = db_connection.resolve_url(self.raw_url, redactor=self.redact)
-        self.engine = db_connection.create_engine(url, self.redact,
-                                                  read_timeout=self.params.get("read_timeout"))
+        self.engine = db_connection.create_engine(url, read_timeout=self.params.get("read_timeout"))
         if not db_state.missing_sqlite_file(url):
             db_connection.check_connection(self.engine, self.redact)
 
@@ -201,9 +199,4 @@ def _version_text(facts):
 
 def _planned_after(outcome):
     """The version a check-mode run would leave, in the shape of facts['revisions']."""
-    applied = set()
-    for row in outcome.before.get("revisions") or []:
-        applied |= GRAPH.ancestors(row)
-    for revision_id in outcome.plan.revisions + outcome.plan.contract_revisions:
-        applied.add(revision_id)
-    return {"revisions": GRAPH.rows_for(applied)}
+    return {"revisions": outcome.plan.rows_after(outcome.before.get("revisions") or [])}

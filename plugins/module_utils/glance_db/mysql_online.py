@@ -132,7 +132,6 @@ class OnlineDDL(object):
         self.warn = warn
         self.sleep = sleep
         self.hold = hold  # a TablespaceHold, or None
-        self.retries = 0
         self.resumed = []  # statements found already done by an interrupted run
 
     def install(self, context):
@@ -190,6 +189,5 @@ class OnlineDDL(object):
             except sa.exc.OperationalError as exc:
                 if _error_code(exc) not in (LOCK_WAIT_TIMEOUT, DEADLOCK) or attempt == RETRIES:
                     raise
-                self.retries += 1
                 self.sleep(delay)
                 delay *= 2

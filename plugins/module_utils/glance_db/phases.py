@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from . import state as db_state
 from .data_migrations import MIGRATIONS
-from .errors import (ClusterNotReady, DowngradeRefused, MissingPrivilege, NotGlanceDatabase,
-                     PhaseOrderError, UnknownRevision, UnsupportedEngine)
+from .errors import ClusterNotReady, DowngradeRefused, MissingPrivilege, PhaseOrderError, UnsupportedEngine
 from .graph import CONTRACT, EXPAND, GRAPH
 
 HEADS = ("heads", "head", "latest")
@@ -30,6 +29,11 @@ class Plan(object):
     def empty(self):
         return not (self.revisions or self.contract_revisions or
                     any(rows for migration, rows in self.data_migrations))
+
+    def rows_after(self, before_rows):
+        """alembic_version once this plan is applied to a database whose rows are ``before_rows``."""
+        applied = GRAPH.applied_from_rows(before_rows)
+        return GRAPH.rows_for(applied | set(self.revisions + self.contract_revisions))
 
     @property
     def migration_modules(self):
@@ -60,30 +64,9 @@ class Outcome(object):
 
 # ---- guards shared by every phase
 def _require_known(state):
-    if state.unknown_rows:
-        raise UnknownRevision(
-            "The database is at revision %s, which this collection does not know: it was "
-            "written by a newer Glance release or by another application. Use a newer "
-            "openstack_ops.glance, or check that this is the Glance database."
-            % ", ".join(state.unknown_rows))
-    if state.legacy_version is not None and not state.rows:
-        if state.legacy_repository not in (None, db_state.LEGACY_REPOSITORY) or \
-                state.legacy_version not in db_state.LEGACY_MIGRATE_VERSIONS:
-            if 1 <= state.legacy_version <= 41 and state.legacy_repository == db_state.LEGACY_REPOSITORY:
-                raise NotGlanceDatabase(
-                    "The database is at legacy Glance migration %d, which is not supported "
-                    "any more: upgrade it to Liberty (42) with the Glance release of that "
-                    "time first." % state.legacy_version)
-            raise NotGlanceDatabase(
-                "The database is under sqlalchemy-migrate control (%s, version %s) in a state "
-                "this collection does not know; it cannot proceed."
-                % (state.legacy_repository, state.legacy_version))
-    if state.foreign:
-        raise NotGlanceDatabase(
-            "The database holds tables (%s) but no alembic_version: it is not a Glance "
-            "database under migration control. Point connection at the Glance database, "
-            "or at an empty one for a fresh install."
-            % ", ".join(state.tables[:5] + (["..."] if len(state.tables) > 5 else [])))
+    refusal = state.refusal()
+    if refusal is not None:
+        raise refusal
 
 
 def _require_online_engine(state, phase):
@@ -94,11 +77,18 @@ def _require_online_engine(state, phase):
             % (phase, state.engine_name))
 
 
-def _target(version, default_head):
-    """The revision a phase aims at and the set it needs; explicit says a version was given."""
-    explicit = version is not None and version not in HEADS
-    target_id = GRAPH.get(version).id if explicit else default_head
-    return target_id, GRAPH.ancestors(target_id), explicit
+def _explicit(version):
+    """Whether ``version`` names a revision (not None nor one of HEADS)."""
+    return version is not None and version not in HEADS
+
+
+def _target(version, *default_heads):
+    """The revision a phase aims at and the set it needs; explicit says a version was given.
+
+    Without a version the phase aims at ``default_heads`` (sync: both; the last one is named)."""
+    explicit = _explicit(version)
+    ids = (GRAPH.get(version).id,) if explicit else default_heads
+    return ids[-1], frozenset().union(*[GRAPH.ancestors(i) for i in ids]), explicit
 
 
 def _refuse_downgrade(state, target, requested, branches):
@@ -129,10 +119,7 @@ def _pending_data(state, new_applied):
 def plan_sync(state, version=None):
     """Offline: every revision and data migration up to the target."""
     _require_known(state)
-    if version is None or version in HEADS:
-        target, explicit = GRAPH.ancestors(GRAPH.heads[EXPAND]) | GRAPH.ancestors(GRAPH.heads[CONTRACT]), False
-    else:
-        target, explicit = GRAPH.ancestors(GRAPH.get(version).id), True
+    _target_id, target, explicit = _target(version, GRAPH.heads[EXPAND], GRAPH.heads[CONTRACT])
     if target <= state.applied:
         if explicit:
             _refuse_downgrade(state, target, version, (None, EXPAND, CONTRACT))
@@ -251,9 +238,8 @@ def message(outcome, check_mode=False, version=None):
         if plan.phase in NOTHING_TO_DO:
             return NOTHING_TO_DO[plan.phase]
         return "Database is already at %s. No migrations needed." % _rows_text(after["revisions"])
-    explicit = version is not None and version not in HEADS
-    target = version if explicit else {"expand": GRAPH.heads[EXPAND],
-                                       "contract": GRAPH.heads[CONTRACT]}.get(plan.phase)
+    explicit = _explicit(version)
+    target = version if explicit else GRAPH.heads.get(plan.phase)
     revisions = plan.revisions + plan.contract_revisions
     if check_mode:
         would = []
@@ -305,19 +291,19 @@ def settled(state, phase, batch_size=None, max_rows=None, **plan_args):
 
 
 def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_rows=None,
-        mysql_lock_wait_timeout=10, mysql_datadir=None, galera=None, **plan_args):
+        ddl_lock_wait_timeout=10, mysql_datadir=None, galera=None, **plan_args):
     """Plan the phase; unless in check mode, apply it under the migration lock.
 
     ``galera``: options for a Galera cluster (min_cluster_size, lock_ttl, lock_database).
     """
     outcome = _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
-                   mysql_lock_wait_timeout, mysql_datadir, galera or {}, **plan_args)
+                   ddl_lock_wait_timeout, mysql_datadir, galera or {}, **plan_args)
     outcome.msg = message(outcome, check_mode, plan_args.get("version"))
     return outcome
 
 
 def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
-         mysql_lock_wait_timeout, mysql_datadir, galera, **plan_args):
+         ddl_lock_wait_timeout, mysql_datadir, galera, **plan_args):
     # Imported here: a run that settles from the direct read never compiles them.
     from .lock import migration_lock
     from .mysql_online import TablespaceHold
@@ -338,7 +324,7 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
         if hold:
             hold.clear_leftovers()
         runner = Runner(engine, online=phase != "sync",
-                        mysql_lock_wait_timeout=mysql_lock_wait_timeout, tablespace_hold=hold)
+                        ddl_lock_wait_timeout=ddl_lock_wait_timeout, tablespace_hold=hold)
         applied = runner.apply_revisions(plan.revisions, current.applied)
         done = list(plan.revisions)
         migrated = []

@@ -51,21 +51,20 @@ def write_version_rows(conn, rows):
 class Runner(object):
     """Writes to one database; the caller holds the migration lock."""
 
-    def __init__(self, engine, online=False, mysql_lock_wait_timeout=None, warn=None,
+    def __init__(self, engine, online=False, ddl_lock_wait_timeout=None, warn=None,
                  sleep=time.sleep, tablespace_hold=None):
         self.engine = engine
         self.online = online
         self.sleep = sleep
-        self.mysql_lock_wait_timeout = mysql_lock_wait_timeout
+        self.ddl_lock_wait_timeout = ddl_lock_wait_timeout
         self.warnings = []
-        self.timings = []  # (revision, seconds)
         self.online_ddl = OnlineDDL(warn or self.warnings.append, hold=tablespace_hold)
 
     def _begin(self):
         conn = self.engine.connect()
-        if conn.dialect.name == "mysql" and self.mysql_lock_wait_timeout:
+        if conn.dialect.name == "mysql" and self.ddl_lock_wait_timeout:
             # Bound how long DDL may queue application queries behind a metadata lock.
-            conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d" % self.mysql_lock_wait_timeout)
+            conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d" % self.ddl_lock_wait_timeout)
             conn.commit()  # end the transaction the SET began; the caller begins its own
         return conn
 
@@ -108,7 +107,6 @@ class Runner(object):
         """Run one revision's upgrade() (and write its alembic_version rows) on ``conn``."""
         revision = GRAPH.get(revision_id)
         after = set(applied) | {revision_id}
-        started = time.monotonic()
         check = getattr(revision.script, "data_loss_check", None)
         problem = check(conn) if check else None
         if problem:
@@ -125,7 +123,6 @@ class Runner(object):
             revision.script.upgrade()
         if write_rows:
             write_version_rows(conn, GRAPH.rows_for(after))
-        self.timings.append((revision_id, round(time.monotonic() - started, 3)))
         return after
 
     def _batch(self, conn, step, after, limit):

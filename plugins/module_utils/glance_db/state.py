@@ -12,12 +12,8 @@ import time
 from . import connection as db_connection
 from .data_migrations import MIGRATIONS
 from .deps import sa
-from .errors import ConnectionFailed
-from .graph import CONTRACT, EXPAND, GRAPH, LEGACY_ROWS
-
-# sqlalchemy-migrate versions of older Glance, as Alembic revisions.
-LEGACY_MIGRATE_VERSIONS = {42: "liberty", 43: "mitaka01", 44: "mitaka02", 45: "ocata_contract01"}
-LEGACY_REPOSITORY = "Glance Migrations"
+from .errors import ConnectionFailed, NotGlanceDatabase, UnknownRevision
+from .graph import CONTRACT, EXPAND, GRAPH, LEGACY_MIGRATE_VERSIONS, LEGACY_REPOSITORY, LEGACY_ROWS
 
 # What `glance-manage db check` exits with for each next step.
 CHECK_EXIT_CODES = {"none": 0, "expand": 3, "migrate": 4, "contract": 5}
@@ -54,13 +50,39 @@ class DatabaseState(object):
         return not self.tables
 
     @property
-    def under_alembic(self):
-        return bool(self.rows)
-
-    @property
     def foreign(self):
         """Tables, but no sign of Glance's migration control."""
         return bool(self.tables) and not self.rows and self.legacy_version is None
+
+    def refusal(self):
+        """Why no phase may touch this database (the error to raise), or None when it is known.
+
+        The one place that decides it: the phases raise it, the facts' ``known`` is its absence."""
+        if self.unknown_rows:
+            return UnknownRevision(
+                "The database is at revision %s, which this collection does not know: it was "
+                "written by a newer Glance release or by another application. Use a newer "
+                "openstack_ops.glance, or check that this is the Glance database."
+                % ", ".join(self.unknown_rows))
+        if self.legacy_version is not None and not self.rows and (
+                self.legacy_repository not in (None, LEGACY_REPOSITORY)
+                or self.legacy_version not in LEGACY_MIGRATE_VERSIONS):
+            if 1 <= self.legacy_version <= 41 and self.legacy_repository == LEGACY_REPOSITORY:
+                return NotGlanceDatabase(
+                    "The database is at legacy Glance migration %d, which is not supported "
+                    "any more: upgrade it to Liberty (42) with the Glance release of that "
+                    "time first." % self.legacy_version)
+            return NotGlanceDatabase(
+                "The database is under sqlalchemy-migrate control (%s, version %s) in a state "
+                "this collection does not know; it cannot proceed."
+                % (self.legacy_repository, self.legacy_version))
+        if self.foreign:
+            return NotGlanceDatabase(
+                "The database holds tables (%s) but no alembic_version: it is not a Glance "
+                "database under migration control. Point connection at the Glance database, "
+                "or at an empty one for a fresh install."
+                % ", ".join(self.tables[:5] + (["..."] if len(self.tables) > 5 else [])))
+        return None
 
     @property
     def version_rows(self):
@@ -86,17 +108,15 @@ class DatabaseState(object):
 
     def as_facts(self):
         """The ``glance_db`` result shared by every module."""
-        known = not self.unknown_rows and not self.foreign and (
-            self.legacy_version is None or self.legacy_version in LEGACY_MIGRATE_VERSIONS
-            or bool(self.rows))
+        known = self.refusal() is None
         facts = {
             "engine": self.engine_name,
             "server_version": self.server_version,
             "database": self.database,
             "revisions": self.version_rows if known else list(self.rows),
-            "alembic_version_rows": list(self.rows),
             # The OpenStack release of each current revision, as its id names it.
             "releases": dict((r, GRAPH.get(r).release) for r in self.version_rows) if known else {},
+            "alembic_version_rows": list(self.rows),
             "legacy_migrate_version": self.legacy_version,
             "empty": self.is_empty,
             "known": known,
