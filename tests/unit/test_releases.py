@@ -87,3 +87,14 @@ def test_report_without_a_command_reads_the_marker_then_the_inventory():
     assert releases.report([], None, "not json", "2023.2")["release"] is None
     assert releases.report([], None, None, "2023.2")["source"] == "inventory"
     assert releases.report([], None, None, None)["source"] == "none"
+
+
+def test_a_dated_release_after_the_table_is_known_without_an_edit():
+    """A new Glance release is new revision files: its dated name needs no line in the table."""
+    last = releases.ORDER[-1]
+    year, half = (int(part) for part in last.split("."))
+    following = "%d.%d" % (year + half - 1, 2 if half == 1 else 1)
+    assert releases.normalize(following) == following
+    assert releases.rank(following) == releases.rank(last) + 1
+    assert releases.at_least("2099.1", following) and not releases.at_least(last, "2099.1")
+    assert releases.normalize("2099.3") is None and releases.normalize("2020.1") is None

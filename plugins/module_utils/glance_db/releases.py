@@ -52,9 +52,24 @@ _BY_MAJOR = dict((major, name) for name, major, _aliases in RELEASES)
 _VERSION = re.compile(r"^(?:\d+:)?(?P<major>\d+)\.\d+")
 
 
+# Dated releases come twice a year (YYYY.1, YYYY.2), one Glance major each, so
+# one after the table is known without an edit here: a new Glance release is
+# new revision files only (docs/adding-a-release.md).
+_DATED = re.compile(r"^(?P<year>\d{4})\.(?P<half>[12])$")
+
+
+def _cycles_after_table(name):
+    """How many cycles a dated release comes after the table's last one (<= 0: not after it)."""
+    match, last = _DATED.match(name), _DATED.match(ORDER[-1])
+    if not match:
+        return 0
+    return (int(match.group("year")) - int(last.group("year"))) * 2 + int(match.group("half")) - int(last.group("half"))
+
+
 def normalize(name):
-    """The release called ``name`` (``Caracal``, ``2024.1``), or None when unknown."""
-    return _BY_NAME.get(str(name).strip().lower())
+    """The release called ``name`` (``Caracal``, ``2024.1``, a dated one after the table), or None when unknown."""
+    name = str(name).strip().lower()
+    return _BY_NAME.get(name) or (name if _cycles_after_table(name) > 0 else None)
 
 
 def from_output(text):
@@ -93,7 +108,9 @@ def rank(release):
     if str(release).startswith(NEWER):
         return len(ORDER)
     name = normalize(release)
-    return ORDER.index(name) if name else None
+    if name is None:
+        return None
+    return ORDER.index(name) if name in ORDER else len(ORDER) - 1 + _cycles_after_table(name)
 
 
 def at_least(release, minimum):
