@@ -63,10 +63,27 @@ def seeded():
     db.drop()
 
 
-def start_run(db, node, phase="expand", ttl=10):
+def start_run(db, node, phase="expand", ttl=10, kill=None):
+    """``kill``: run_phase's KILL, e.g. "stop-before-write:2"."""
     return subprocess.Popen([sys.executable, RUN_PHASE, db.url(node), phase,
-                             json.dumps({"galera": {"lock_ttl": ttl}})],
+                             json.dumps({"galera": {"lock_ttl": ttl}})] + (["", kill] if kill else []),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_lost(proc, how, timeout=60):
+    """Wait until the run killed or froze itself (run_phase's KILL), not finished."""
+    if how == "kill":
+        proc.wait(timeout)
+        assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.communicate())
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/%d/stat" % proc.pid) as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "T":  # stopped
+                return
+        assert proc.poll() is None, ("the run ended before it froze", proc.communicate())
+        time.sleep(0.05)
+    raise AssertionError("the run did not freeze itself in %d s" % timeout)
 
 
 def result_of(proc, timeout=150):
@@ -171,13 +188,19 @@ def test_lock_takeover_after_the_holder_is_lost(seeded, how):
     run through another node takes the lease over once it has expired (TTL 10 s);
     a frozen holder, thawed, stops before its next statement (fencing)."""
     db = seeded
-    holder = start_run(db, 1, ttl=10)
+    # The holder kills or freezes itself before its 2nd write: a signal sent from
+    # here some time after the lease showed up could come after a fast expand's
+    # end (the taker then finds nothing to do and takes no lease).
+    holder = start_run(db, 1, ttl=10, kill=("stop-" if how == "freeze" else "") + "before-write:2")
     token = wait_lease(db, 3)[0]
-    time.sleep(0.3)
-    holder.send_signal(signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+    wait_lost(holder, how)
     lost_at = time.monotonic()
     taker = start_run(db, 2, ttl=10)
-    wait_lease(db, 3, timeout=120, other_than=token)
+    try:
+        wait_lease(db, 3, timeout=120, other_than=token)
+    except AssertionError as exc:
+        raise AssertionError("%s; the taker: %s" % (
+            exc, taker.communicate(timeout=5) if taker.poll() is not None else "still running"))
     takeover_s = time.monotonic() - lost_at
     taken = result_of(taker)
     assert taken["error"] is None, taken
