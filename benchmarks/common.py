@@ -9,21 +9,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-COLLECTIONS_ROOT = REPO / ".build" / "collections"
+# The repository, the collection link and progress output are _lib's (one home each).
+from _lib import COLLECTIONS as COLLECTIONS_ROOT, REPO, link_collection, log as say  # noqa: E402,F401
 
 MARIADB_SERVER = "mysql+pymysql://root@127.0.0.1:3306/"
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/"
-
-
-def link_collection():
-    """The collection under an ansible_collections/ path, as the tests see it (scripts/collection-link)."""
-    subprocess.run(["bash", str(REPO / "scripts" / "collection-link")], check=True, stdout=subprocess.DEVNULL)
 
 
 link_collection()
@@ -38,11 +32,6 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.dep
 # What the benchmark scripts import from here, the engine's modules included.
 __all__ = ["connection", "phases", "sa", "engine_for", "plain_engine", "throwaway_database",
            "percentiles", "emit", "say"]
-
-
-def say(message):
-    """Progress for the reader; stdout is kept for the JSON result."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def engine_for(url, **kwargs):
