@@ -25,10 +25,21 @@ _POSITION = dict((revision.id, index) for index, revision in enumerate(GRAPH.ord
 _NOT_STATES = {"fresh_sync", "online_expand_from_mitaka02"}
 
 
+def _release_walk_key(revision_id):
+    """Release by release, expand before contract: the order make_golden.sh walked
+    real Glance in (Alembic's own order would give every expand before any contract)."""
+    revision = GRAPH.get(revision_id)
+    releases = []
+    for each in GRAPH.order:
+        if each.release not in releases:
+            releases.append(each.release)
+    return (releases.index(revision.release), revision.branch == CONTRACT, _POSITION[revision_id])
+
+
 def _golden_states():
-    """The release states real glance-manage was walked through (golden/sqlite's listing), in graph order."""
+    """The release states real glance-manage was walked through (golden/sqlite's listing), in that order."""
     names = {path.stem for path in (GOLDEN / "sqlite").glob("*.json")} - _NOT_STATES
-    return tuple(sorted(names, key=_POSITION.__getitem__))
+    return tuple(sorted(names, key=_release_walk_key))
 
 
 RELEASE_STATES = _golden_states()
