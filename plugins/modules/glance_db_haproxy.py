@@ -14,8 +14,9 @@ description:
   - O(state=drained) sends no new request to the server (C(set server BACKEND/SERVER state drain)), waits up to
     O(timeout) seconds until it has no connection left (C(scur) and C(qcur) of C(show stat) are 0), then puts it in
     maintenance, so it stays out while its node restarts.
-  - O(state=ready) leaves maintenance still drained, waits up to O(timeout) seconds until HAProxy's own health check
-    of the server passes, then lets it take requests (C(state ready)). When the check does not pass the server stays
+  - O(state=ready) leaves maintenance still drained and marked down (C(health down), so a check from before the
+    restart does not count), waits up to O(timeout) seconds until HAProxy's own health check of the server passes
+    again, then lets it take requests (C(state ready)). When the check does not pass the server stays
     drained and the module fails.
   - The server needs a health check (C(check) on its C(server) line).
 attributes:

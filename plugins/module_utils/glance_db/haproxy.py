@@ -18,8 +18,7 @@ import time
 
 from .errors import GlanceDbError
 
-# `show stat` of a server whose last check passed: UP, or UP but drained. A
-# server leaving maintenance shows "DRAIN 1/2" until a check has run.
+# `show stat` of a server whose checks passed: UP, or UP but drained.
 _HEALTHY = ("UP", "DRAIN")
 _CHECK_PASSED = ("L4OK", "L6OK", "L7OK", "L7OKC")
 
@@ -63,9 +62,15 @@ def server_stat(path, backend, server):
                        % (path, backend, server, ", ".join(known) or "none"))
 
 
-def set_state(path, backend, server, state):
-    """``set server BACKEND/SERVER state ready|drain|maint``; the answer is empty on success."""
-    answer = command(path, "set server %s/%s state %s" % (backend, server, state)).strip()
+def set_state(path, backend, server, state, health=None):
+    """``set server BACKEND/SERVER state ready|drain|maint`` (and ``health``, in the same line).
+
+    The answer is empty on success.
+    """
+    line = "set server %s/%s state %s" % (backend, server, state)
+    if health:
+        line += "; set server %s/%s health %s" % (backend, server, health)
+    answer = command(path, line).strip()
     if answer:
         raise HaproxyError("HAProxy at %s refused to set %s/%s to %s: %s" % (path, backend, server, state, answer))
 
@@ -100,10 +105,13 @@ def drain(path, backend, server, timeout, interval=0.2):
 def ready(path, backend, server, timeout, interval=0.2):
     """Leave maintenance drained, wait for the health check to pass, then take requests again.
 
-    Raises when the check does not pass within ``timeout`` s: the server then
-    stays drained, so no request goes to a node that does not answer.
+    A server leaving maintenance is UP at once on its last check from before
+    (measured on HAProxy 2.6): marked down as it leaves, it comes up only
+    after ``rise`` fresh checks. Raises when they do not pass within
+    ``timeout`` s: the server then stays drained, so no request goes to a
+    node that does not answer.
     """
-    set_state(path, backend, server, "drain")
+    set_state(path, backend, server, "drain", health="down")
     started = time.monotonic()
     row, healthy = _wait(path, backend, server,
                          lambda r: r.get("status") in _HEALTHY and r.get("check_status") in _CHECK_PASSED,
