@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 # The repository, the collection link and progress output are _lib's (one home each).
-from _lib import COLLECTIONS as COLLECTIONS_ROOT, REPO, link_collection, log as say  # noqa: E402,F401
+from _lib import COLLECTIONS as COLLECTIONS_ROOT, link_collection, log as say  # noqa: E402,F401
 
 MARIADB_SERVER = "mysql+pymysql://root@127.0.0.1:3306/"
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/"

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import canary as canary_mod  # noqa: E402
+import _lib  # noqa: E402
 import common  # noqa: E402
 import dataset  # noqa: E402
 from common import phases, sa  # noqa: E402
@@ -37,7 +38,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.err
 # a private image (a member on an image migrated as private), which needs migrating again.
 PHASES = ("expand", "migrate", "catchup_migrate", "contract")
 GOAL = {"p99_ms": 20.0, "max_ms": 100.0}
-ORACLE_VENV_SCRIPT = common.REPO / "tests" / "parity" / "oracle-venv"
+ORACLE_VENV_SCRIPT = _lib.REPO / "tests" / "parity" / "oracle-venv"
 # What the visibility of every dataset image must be once the Ocata migration ran.
 EXPECTED_SQL = (
     "CREATE TABLE bench_expected (id VARCHAR(36) PRIMARY KEY, v VARCHAR(10)) "
