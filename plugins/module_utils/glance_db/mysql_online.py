@@ -49,6 +49,21 @@ def _error_code(exc):
     return args[0] if args else None
 
 
+def with_backoff(statement, retry_on, sleep):
+    """Run ``statement()``; when it fails with a MySQL error in ``retry_on``, wait
+    (FIRST_BACKOFF_SECONDS, doubling) and run it again, RETRIES times at most."""
+    delay = FIRST_BACKOFF_SECONDS
+    for attempt in range(RETRIES + 1):
+        try:
+            return statement()
+        except sa.exc.OperationalError as exc:
+            if _error_code(exc) not in retry_on or attempt == RETRIES:
+                raise
+            sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
 def _online_form(sql):
     """The statement with LOCK=NONE, or None when the statement takes no such clause."""
     sql = sql.strip().rstrip(";")
@@ -182,12 +197,4 @@ class OnlineDDL(object):
             return None
 
     def _with_retry(self, statement):
-        delay = FIRST_BACKOFF_SECONDS
-        for attempt in range(RETRIES + 1):
-            try:
-                return statement()
-            except sa.exc.OperationalError as exc:
-                if _error_code(exc) not in (LOCK_WAIT_TIMEOUT, DEADLOCK) or attempt == RETRIES:
-                    raise
-                self.sleep(delay)
-                delay *= 2
+        return with_backoff(statement, (LOCK_WAIT_TIMEOUT, DEADLOCK), self.sleep)

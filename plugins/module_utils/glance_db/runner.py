@@ -15,7 +15,7 @@ import warnings
 from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
 from .graph import GRAPH
-from .mysql_online import DEADLOCK, FIRST_BACKOFF_SECONDS, RETRIES, OnlineDDL, _error_code
+from .mysql_online import DEADLOCK, OnlineDDL, with_backoff
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"
@@ -132,18 +132,11 @@ class Runner(object):
         application's writes through another node) rolled the batch back:
         it runs again, with backoff, as Glance's API retries its own writes.
         """
-        delay = FIRST_BACKOFF_SECONDS
-        for attempt in range(RETRIES + 1):
-            try:
-                with conn.begin():
-                    keys = step.next_keys(conn, after, limit)
-                    return keys, (step.apply(conn, keys) if keys else 0)
-            except sa.exc.OperationalError as exc:
-                if _error_code(exc) != DEADLOCK or attempt == RETRIES:
-                    raise
-                self.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+        def batch():
+            with conn.begin():
+                keys = step.next_keys(conn, after, limit)
+                return keys, (step.apply(conn, keys) if keys else 0)
+        return with_backoff(batch, (DEADLOCK,), self.sleep)
 
     def _begin_batches(self):
         conn = self._begin()
