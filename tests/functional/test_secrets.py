@@ -108,6 +108,12 @@ def _cases(password, host, my_db, pg_db, tag, blackhole, confs):
         "missing database PostgreSQL, facts": ("facts", {"connection": pg(missing)}, {}),
         "missing database PostgreSQL, sync": ("sync", {"connection": pg(missing)}, {}),
         "online phase on PostgreSQL, expand": ("expand", {"connection": pg(pg_db)}, {}),
+        "missing database MariaDB, contract": ("contract", {"connection": my(missing)}, {}),
+        "wrong password MariaDB, purge": ("purge", {"connection": wrong}, {}),
+        "missing database PostgreSQL, purge": ("purge", {"connection": pg(missing)}, {}),
+        "wrong password MariaDB, metadefs": ("metadefs", {"connection": wrong, "state": "absent"}, {}),
+        "config_file missing database, metadefs":
+            ("metadefs", {"config_file": _conf(conf_dir / "missing2.conf", my(missing)), "state": "absent"}, {}),
         "unencoded password, facts": ("facts", {"connection": raw}, {}),
         "misspelt driver, facts": ("facts", {"connection": wrong.replace("+pymysql", "+pymsql")}, {}),
         "absent driver, facts": ("facts", {"connection": wrong.replace("+pymysql", "+mysqlconnector")}, {}),
