@@ -1,7 +1,10 @@
-"""What the benchmarks share: scratch databases, the module payloads Ansible
-ships, real glance-manage, timing and the output conventions.
+"""What the benchmarks share: our engine, scratch databases, the module
+payloads Ansible ships, real glance-manage, timing and the output conventions.
 
 Not a benchmark itself (benchmarks/run runs only the scripts it names).
+
+The engine is imported as Ansible names it (ansible_collections.openstack_ops.glance),
+through the same .build/collections symlink the tests use.
 
 How our modules are timed: Ansible builds one self-contained file per task
 (AnsiballZ: the module and the module_utils it imports, zipped into a Python
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -35,6 +39,20 @@ ENGINES = ("sqlite", "mysql", "postgresql")
 
 MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 POSTGRES = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+
+
+def link_collection():
+    """The collection seen under an ansible_collections/ path (as the tests do)."""
+    subprocess.run(["bash", str(REPO / "scripts" / "collection-link")], check=True, stdout=subprocess.DEVNULL)
+
+
+link_collection()
+sys.path.insert(0, str(COLLECTIONS))
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (  # noqa: E402
+    connection, phases,
+)
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import GRAPH  # noqa: E402
 
 
 def parse_args(description, repeats, smoke_repeats):
@@ -62,6 +80,21 @@ def log(message):
 
 
 # ---- scratch databases (bench_ prefix, dropped afterwards)
+def use_mysql_server(url):
+    """Make the MySQL scratch databases on the server at ``url``
+    (mysql+pymysql://USER[:PASSWORD]@HOST:PORT/) instead of the shared one."""
+    parts = urlsplit(url)
+    MYSQL.update(host=parts.hostname, port=parts.port or 3306, user=unquote(parts.username or "root"),
+                 password=unquote(parts.password or ""))
+
+
+def mysql_server():
+    """The URL of the server the MySQL scratch databases are made on, ending in /."""
+    password = ":" + quote(MYSQL["password"], safe="") if MYSQL["password"] else ""
+    return "mysql+pymysql://%s%s@%s:%d/" % (quote(MYSQL["user"], safe=""), password, MYSQL["host"],
+                                            MYSQL["port"])
+
+
 class ScratchDatabase(object):
     """One empty database of an engine, re-creatable between timed runs."""
 
@@ -76,7 +109,7 @@ class ScratchDatabase(object):
         if self.engine == "sqlite":
             return "sqlite:///%s" % self.path
         if self.engine == "mysql":
-            return "mysql+pymysql://root@127.0.0.1:3306/%s" % self.name
+            return mysql_server() + self.name
         return "postgresql+psycopg://postgres@127.0.0.1:5432/%s" % self.name
 
     @property
@@ -143,12 +176,15 @@ def _postgres_admin(sql):
         conn.execute(sql)
 
 
+# ---- our engine, in this process
+def engine_for(url):
+    """An engine made the way the modules make theirs."""
+    return connection.create_engine(connection.resolve_url(url))
+
+
 def sync_with_engine(url):
     """Bring a database to the heads with our engine, in this process."""
-    sys.path.insert(0, str(COLLECTIONS))
-    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
-        connection, phases)
-    engine = connection.create_engine(connection.resolve_url(url))
+    engine = engine_for(url)
     try:
         phases.run(engine, "sync")
     finally:
@@ -158,22 +194,13 @@ def sync_with_engine(url):
 # ---- the payloads Ansible runs on a managed host
 def heads():
     """alembic_version at the heads, from the revision graph: one row (the contract head needs the expand one)."""
-    link_collection()
-    sys.path.insert(0, str(COLLECTIONS))
-    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import GRAPH
     return GRAPH.rows_for(set(GRAPH.by_id))
-
-
-def link_collection():
-    """The collection seen under an ansible_collections/ path (as the tests do)."""
-    subprocess.run(["bash", str(REPO / "scripts" / "collection-link")], check=True, stdout=subprocess.DEVNULL)
 
 
 def build_payloads(module, connections, workdir, module_args=None):
     """Have ansible-core build (and run once) the AnsiballZ file of ``module``
     for each connection URL (plus ``module_args``); return {url: path of the
     kept AnsiballZ file}."""
-    link_collection()
     workdir = Path(workdir)
     remote = workdir / "ansible-remote"
     tasks = [{"name": "payload %d" % i,
@@ -281,6 +308,19 @@ def interleaved_rounds(dbs, kinds_of, run_once, repeats, label):
     return times
 
 
+def percentiles(values):
+    """p50, p99 and max of a list of latencies in seconds, as milliseconds."""
+    if not values:
+        return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    ordered = sorted(values)
+
+    def at(q):
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"n": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99),
+            "max_ms": round(1000 * ordered[-1], 2)}
+
+
 def compared(by_kind, goal):
     """Each contender's summary, plus ours/glance and whether it meets ``goal``
     when glance ran."""
@@ -373,7 +413,8 @@ def remove(path):
 
 
 def finish(result, out, filename, line):
-    """Write DIR/filename when asked, then the one-line summary and the JSON last line."""
+    """Write DIR/filename when asked, then the one-line summary and the JSON last line
+    (benchmarks/_report.py reads both)."""
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / filename).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

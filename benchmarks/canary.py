@@ -26,8 +26,9 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import sa  # noqa: E402
+import _lib  # noqa: E402
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.deps import sa  # noqa: E402
 
 # Stages, as the shared counter holds them.
 OLD_ONLY, MIXED, NEW_ONLY, STOPPED = 0, 1, 2, 3
@@ -476,17 +477,22 @@ def main(argv=None):
         expanded = (0.0, 0.0) if args.stage != "old" else None
         report = verify(url, writes, canary.initial, Timeline(expand=expanded), failed)
         return {"operations": len(ops), "failed_writes": sum(1 for o in ops if not o[4]),
-                "latency": common.percentiles([o[1] for o in ops]), "verify": report}
+                "latency": _lib.percentiles([o[1] for o in ops]), "verify": report}
 
     if args.smoke:
         import dataset
-        with common.throwaway_database("mysql") as url:
-            dataset.build(url, 2000)
+        with _lib.scratch_databases(["mysql"], "canary") as (_workdir, (db,)):
+            dataset.build(db.url, 2000)
             args.seconds = min(args.seconds, 3.0)
-            result = run(url)
+            result = run(db.url)
     else:
         result = run(args.url)
-    common.emit(result, args.out, "canary.json")
+    verified = result["verify"]
+    _lib.finish(result, args.out, "canary.json",
+                "canary (%s writers): %d operations, %d failed; lost rows %d, lost values %d, "
+                "wrong visibility %d, lost members %d" % (
+                    args.stage, result["operations"], result["failed_writes"], verified["lost_rows"],
+                    verified["lost_values"], verified["wrong_visibility"], verified["lost_members"]))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Build a Glance database at a chosen revision holding N images and their satellites.
 
     python benchmarks/dataset.py --url URL [--images N] [--revision REV] [--out DIR]
-    python benchmarks/dataset.py --smoke            # 2,000 images in a throwaway MariaDB database
+    python benchmarks/dataset.py --smoke            # 2,000 images in a scratch MariaDB database
 
 The schema comes from our own engine (sync to REV, default mitaka02: pre-Ocata,
 images.is_public); the rows are loaded in bulk: LOAD DATA LOCAL INFILE on MariaDB,
@@ -23,8 +23,10 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-from common import phases, sa  # noqa: E402
+import _lib  # noqa: E402
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases  # noqa: E402
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.deps import sa  # noqa: E402
 
 CHUNK_IMAGES = 50_000  # images generated and loaded per round (bounded memory)
 PROPERTY_NAMES = ("architecture", "hw_disk_bus", "os_distro", "os_version", "hypervisor_type")
@@ -150,14 +152,14 @@ def load_sqlite(raw, table, columns, rows):
 def build(url, images=1_000_000, revision="mitaka02", seed=1, backend_share=0.5, log=None):
     """Create the schema at ``revision`` in the (empty) database at ``url`` and fill it."""
     started = time.monotonic()
-    engine = common.engine_for(url)
+    engine = _lib.engine_for(url)
     phases.run(engine, "sync", version=revision)
     schema_seconds = time.monotonic() - started
     present = {table: [c["name"] for c in sa.inspect(engine).get_columns(table)]
                for table in COLUMNS}
     dialect = engine.dialect.name
     engine.dispose()
-    bulk = common.plain_engine(url, connect_args={"local_infile": True} if dialect == "mysql" else {})
+    bulk = sa.create_engine(url, connect_args={"local_infile": True} if dialect == "mysql" else {})
     raw = bulk.raw_connection()
     loader = {"mysql": load_mysql, "postgresql": load_postgresql, "sqlite": load_sqlite}[dialect]
     counts = {table: 0 for table in COLUMNS}
@@ -193,21 +195,23 @@ def main(argv=None):
     parser.add_argument("--revision", default="mitaka02")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--smoke", action="store_true",
-                        help="2,000 images into a throwaway MariaDB database, dropped afterwards")
+                        help="2,000 images into a scratch MariaDB database, dropped afterwards")
     parser.add_argument("--engine", default="mysql", choices=("mysql", "postgresql", "sqlite"),
-                        help="server for a throwaway database when --url is not given")
+                        help="server for a scratch database when --url is not given")
     parser.add_argument("--out", help="directory for dataset.json")
     args = parser.parse_args(argv)
-    log = common.say
     images = 2000 if args.smoke else args.images
     if args.url:
-        result = build(args.url, images, args.revision, args.seed, log=log)
+        result = build(args.url, images, args.revision, args.seed, log=_lib.log)
     else:
-        with common.throwaway_database(args.engine) as url:
-            result = build(url, images, args.revision, args.seed, log=log)
+        with _lib.scratch_databases([args.engine], "dataset") as (_workdir, (db,)):
+            result = build(db.url, images, args.revision, args.seed, log=_lib.log)
             result["dropped"] = True
     result["smoke"] = args.smoke
-    common.emit(result, args.out, "dataset.json")
+    _lib.finish(result, args.out, "dataset.json",
+                "dataset: %d images at %s on %s in %.1f s (%d rows)" % (
+                    images, args.revision, result["engine"], result["seconds"],
+                    sum(result["rows"].values())))
 
 
 if __name__ == "__main__":

@@ -17,17 +17,14 @@ Last line of stdout: the result as JSON (DIR/metadefs.json with --out).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import _lib
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import metadefs
 
 
 def _load_once(url, path, check_mode=False):
-    sys.path.insert(0, str(_lib.COLLECTIONS))
-    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
-        connection, metadefs)
-    engine = connection.create_engine(connection.resolve_url(url))
+    engine = _lib.engine_for(url)
     try:
         return metadefs.load(engine, path, check_mode=check_mode)
     finally:

@@ -24,14 +24,12 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import canary as canary_mod  # noqa: E402
-import common  # noqa: E402
-from _lib import finish, glance_manage, log, machine, remove, server_versions  # noqa: E402
+import _lib  # noqa: E402
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import purge  # noqa: E402
 
@@ -72,7 +70,7 @@ def populate(url, images):
         % (created, OLD, max(1, images // 2)),
         "INSERT INTO task_info (task_id, input) SELECT id, '{}' FROM tasks",
     ]
-    engine = common.engine_for(url)
+    engine = _lib.engine_for(url)
     with engine.begin() as conn:
         for statement in statements:
             conn.exec_driver_sql(statement.replace("%", "%%"))  # PyMySQL's paramstyle
@@ -81,7 +79,7 @@ def populate(url, images):
 
 def purgeable(url):
     """Rows per table that `purge --age_in_days AGE --max_rows -1` would delete."""
-    engine = common.engine_for(url)
+    engine = _lib.engine_for(url)
     try:
         return purge.Purge(engine, age_in_days=AGE, max_rows=-1).plan()
     finally:
@@ -89,7 +87,7 @@ def purgeable(url):
 
 
 def run_ours(url, batch_size):
-    engine = common.engine_for(url)
+    engine = _lib.engine_for(url)
     try:
         job = purge.Purge(engine, age_in_days=AGE, max_rows=-1, batch_size=batch_size)
         result = purge.run(job)
@@ -109,15 +107,14 @@ def run_glance(url, workdir, manage):
 
 def contender(name, images, load, settle, run):
     """A fresh database, its data, the writers, and one purge (``run(url)``) under them."""
-    with common.throwaway_database("mysql", prefix="bench_purge") as url:
-        engine = common.engine_for(url)
-        common.phases.run(engine, "sync")
-        engine.dispose()
+    with _lib.scratch_databases(["mysql"], "purge") as (_workdir, (db,)):
+        url = db.url
+        _lib.sync_with_engine(url)
         started = time.time()
         populate(url, images)
         before = purgeable(url)
-        log("%s: %d images, %d rows to purge, built in %.1f s"
-            % (name, images, sum(before.values()), time.time() - started))
+        _lib.log("%s: %d images, %d rows to purge, built in %.1f s"
+                 % (name, images, sum(before.values()), time.time() - started))
         load_writers = canary_mod.Canary(url, old_writers=0, new_writers=load["writers"], rate=load["rate"])
         load_writers.start()
         try:
@@ -139,14 +136,14 @@ def contender(name, images, load, settle, run):
     figures = dict(outcome, seconds=round(seconds, 2), rows_to_purge=before, rows_left=after,
                    rows_left_total=sum(after.values()),
                    rows_purged=purged, rows_per_second=round(purged / seconds) if seconds else None,
-                   writers_during=dict(common.percentiles([o[1] for o in inside if o[4]]),
+                   writers_during=dict(_lib.percentiles([o[1] for o in inside if o[4]]),
                                        failed_writes=sum(1 for o in inside if not o[4]),
                                        errors=sorted(set(o[5] for o in inside if not o[4]))[:3]),
-                   writers_outside=dict(common.percentiles([o[1] for o in outside if o[4]]),
+                   writers_outside=dict(_lib.percentiles([o[1] for o in outside if o[4]]),
                                         failed_writes=sum(1 for o in outside if not o[4])))
-    log("%s: purged %d rows in %.1f s (%s rows/s); writers p99 %s ms, max %s ms, %d failed"
-        % (name, purged, seconds, figures["rows_per_second"], figures["writers_during"]["p99_ms"],
-           figures["writers_during"]["max_ms"], figures["writers_during"]["failed_writes"]))
+    _lib.log("%s: purged %d rows in %.1f s (%s rows/s); writers p99 %s ms, max %s ms, %d failed"
+             % (name, purged, seconds, figures["rows_per_second"], figures["writers_during"]["p99_ms"],
+                figures["writers_during"]["max_ms"], figures["writers_during"]["failed_writes"]))
     return figures
 
 
@@ -165,19 +162,19 @@ def main(argv=None):
         args.images, args.writers, args.settle = 1000, 4, 0.5
     load = {"writers": args.writers, "rate": args.rate}
     result = {"benchmark": "purge", "images": args.images, "smoke": args.smoke, "load": load,
-              "age_in_days": AGE, "batch_size": args.batch_size, "machine": machine(),
-              "servers": server_versions(["mysql"]), "engines": {}}
+              "age_in_days": AGE, "batch_size": args.batch_size, "machine": _lib.machine(),
+              "servers": _lib.server_versions(["mysql"]), "engines": {}}
     engines = result["engines"]
     engines["ours"] = contender("ours", args.images, load, args.settle,
                                 lambda url: run_ours(url, args.batch_size))
     if not args.skip_glance:
-        manage = glance_manage()
-        workdir = Path(tempfile.mkdtemp(prefix="bench_purge_"))
+        manage = _lib.glance_manage()
+        workdir = _lib.workdir("purge")
         try:
             engines["glance_manage"] = contender("glance_manage", args.images, load, args.settle,
                                                  lambda url: run_glance(url, workdir, manage))
         finally:
-            remove(workdir)
+            _lib.remove(workdir)
     failed = [name for name, e in engines.items() if name == "ours" and (not e["ok"] or e["rows_left_total"])]
     line = "purge: " + "; ".join(
         "%s %d rows in %.1f s (%s rows/s), writers p99 %s ms max %s ms, %d failed%s"
@@ -185,8 +182,7 @@ def main(argv=None):
            e["writers_during"]["max_ms"], e["writers_during"]["failed_writes"],
            "" if e["ok"] else " (exit: %s)" % e.get("error"))
         for name, e in engines.items())
-    finish(result, args.out, "purge.json", line)
-    common.emit(result)
+    _lib.finish(result, args.out, "purge.json", line)
     if failed:
         print("purge: ours did not purge everything", file=sys.stderr)
         sys.exit(1)

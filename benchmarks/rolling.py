@@ -4,7 +4,7 @@
     python benchmarks/rolling.py --smoke --out DIR     # 2,000 images, for CI
 
 For each engine under test (ours in-process, then real glance-manage 33.0.0 on a
-fresh copy of the same dataset) it builds the dataset at mitaka02 in a throwaway
+fresh copy of the same dataset) it builds the dataset at mitaka02 in a scratch
 database, starts the canary (release N-1 writers), runs expand, lets release N
 writers in, runs migrate, stops the N-1 writers (every node upgraded), runs
 contract, and then checks what was lost. It records each phase's duration and the
@@ -26,10 +26,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import canary as canary_mod  # noqa: E402
 import _lib  # noqa: E402
-import common  # noqa: E402
 import dataset  # noqa: E402
-from common import phases, sa  # noqa: E402
 
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases  # noqa: E402
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.deps import sa  # noqa: E402
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import (  # noqa: E402
     GlanceDbError,
 )
@@ -38,10 +38,9 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.err
 # a private image (a member on an image migrated as private), which needs migrating again.
 PHASES = ("expand", "migrate", "catchup_migrate", "contract")
 GOAL = {"p99_ms": 20.0, "max_ms": 100.0}
-ORACLE_VENV_SCRIPT = _lib.REPO / "tests" / "parity" / "oracle-venv"
 # What the visibility of every dataset image must be once the Ocata migration ran.
 EXPECTED_SQL = (
-    "CREATE TABLE bench_expected (id VARCHAR(36) PRIMARY KEY, v VARCHAR(10)) "
+    "CREATE TABLE bench_expected (id VARCHAR(36) PRIMARY KEY, v VARCHAR(10)) CHARACTER SET utf8 "
     "SELECT id, CASE WHEN is_public THEN 'public' WHEN EXISTS (SELECT 1 FROM image_members m "
     "WHERE m.image_id = images.id AND NOT m.deleted) THEN 'shared' ELSE 'private' END AS v "
     "FROM images")
@@ -57,7 +56,7 @@ class Ours(object):
     migrates = True
 
     def __init__(self, url, batch_size=None, mysql_datadir=None):
-        self.engine = common.engine_for(url)
+        self.engine = _lib.engine_for(url)
         self.batch_size = batch_size
         self.mysql_datadir = mysql_datadir
         self.statements = []  # (wall start, seconds, statement): DDL and anything slow
@@ -126,12 +125,6 @@ class GlanceManage(object):
         os.rmdir(self.dir)
 
 
-def glance_manage_path():
-    done = subprocess.run(["bash", str(ORACLE_VENV_SCRIPT)], capture_output=True, text=True,
-                          check=True)
-    return os.path.join(done.stdout.strip().splitlines()[-1], "bin", "glance-manage")
-
-
 # ---- one rolling upgrade under load
 WRONG_VISIBILITY = ("FROM images i JOIN bench_expected e ON e.id = i.id "
                     "WHERE NOT (i.visibility <=> e.v)")
@@ -179,14 +172,14 @@ def _latency_by_phase(ops, marks):
         if phase not in marks:
             continue
         inside = [o for o in ops if _overlaps(o, *marks[phase])]
-        figures[phase] = dict(common.percentiles([o[1] for o in inside if o[4]]),
+        figures[phase] = dict(_lib.percentiles([o[1] for o in inside if o[4]]),
                               failed_writes=sum(1 for o in inside if not o[4]))
         slowest = sorted(inside, key=lambda o: -o[1])[:5]  # what to look at when tuning
         figures[phase]["slowest"] = [
             {"at": round(o[0] - marks[phase][0], 3), "ms": round(o[1] * 1000, 1), "op": o[2],
              "release": o[3]} for o in slowest]
     outside = [o for o in ops if not any(_overlaps(o, s, e) for s, e in marks.values())]
-    figures["between_phases"] = dict(common.percentiles([o[1] for o in outside if o[4]]),
+    figures["between_phases"] = dict(_lib.percentiles([o[1] for o in outside if o[4]]),
                                      failed_writes=sum(1 for o in outside if not o[4]))
     return figures
 
@@ -251,7 +244,8 @@ def rolling_cycle(url, runner, load, settle):
 
 
 def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql_datadir=None):
-    with common.throwaway_database("mysql") as url:
+    with _lib.scratch_databases(["mysql"], "rolling") as (_workdir, (db,)):
+        url = db.url
         log("%s: building %d images at mitaka02" % (kind, images))
         built = dataset.build(url, images, "mitaka02", log=None)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -279,7 +273,7 @@ def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql
 def machine():
     with open("/proc/meminfo") as handle:
         mem_kb = int(handle.readline().split()[1])
-    engine = sa.create_engine(common.MARIADB_SERVER, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(_lib.mysql_server(), poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT VERSION()")).scalar()
         pool = conn.execute(sa.text("SELECT @@innodb_buffer_pool_size")).scalar()
@@ -348,8 +342,8 @@ def main(argv=None):
     parser.add_argument("--skip-glance", action="store_true", help="run ours only")
     parser.add_argument("--skip-ours", action="store_true", help="run glance-manage only")
     parser.add_argument("--smoke", action="store_true", help="2,000 images, short pauses")
-    parser.add_argument("--mariadb", default=common.MARIADB_SERVER,
-                        help="server for the throwaway databases, as a URL ending in / "
+    parser.add_argument("--mariadb", default=_lib.mysql_server(),
+                        help="server for the scratch databases, as a URL ending in / "
                              "(default %(default)s)")
     parser.add_argument("--mysql-datadir",
                         help="that server's data directory, on this host: our phases run with "
@@ -358,7 +352,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.settle = 2000, 1.0
-    common.MARIADB_SERVER = args.mariadb
+    _lib.use_mysql_server(args.mariadb)
     load = {"writers": args.writers, "rate": args.rate}
     result = {"images": args.images, "smoke": args.smoke, "load": load, "settle_seconds": args.settle,
               "goal": GOAL, "machine": machine(), "ours_mysql_datadir": bool(args.mysql_datadir),
@@ -368,14 +362,13 @@ def main(argv=None):
                                                mysql_datadir=args.mysql_datadir)
     if not args.skip_glance:
         result["engines"]["glance_manage"] = run_engine(
-            "glance_manage", args.images, load, args.settle, None, glance_manage_path())
+            "glance_manage", args.images, load, args.settle, None, _lib.glance_manage())
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         plot(result, os.path.join(args.out, "rolling_latency.png"))
-    print(summary(result))
     for data in result["engines"].values():
         data.pop("series")  # the plot has it; keep the JSON line readable
-    common.emit(result, args.out, "rolling.json")
+    _lib.finish(result, args.out, "rolling.json", summary(result))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/throughput.py [--images 1000000] [--batch-size N] [--out DIR]
     python benchmarks/throughput.py --smoke
 
-Builds the dataset at mitaka02 in a throwaway MariaDB (or --engine sqlite)
+Builds the dataset at mitaka02 in a scratch MariaDB (or --engine sqlite)
 database, runs our expand, then times our batched ``migrate`` of images.visibility.
 Then it sets visibility back to NULL and times one
 ``UPDATE images SET visibility = CASE ... END WHERE visibility IS NULL``: the same
@@ -20,10 +20,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import _lib  # noqa: E402
 import dataset  # noqa: E402
-from common import phases, sa  # noqa: E402
 
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases  # noqa: E402
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.deps import sa  # noqa: E402
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions.visibility import (  # noqa: E402
     UPDATE_TRIGGER,
 )
@@ -38,7 +39,7 @@ COUNTS_SQL = "SELECT visibility, COUNT(*) FROM images GROUP BY visibility"
 def measure(url, images, batch_size=None, log=None):
     # No pre-Train "backend" keys: migrate then moves images.visibility only.
     built = dataset.build(url, images, "mitaka02", backend_share=0.0)
-    engine = common.engine_for(url)
+    engine = _lib.engine_for(url)
     try:
         phases.run(engine, "expand")
         if log:
@@ -91,16 +92,15 @@ def main(argv=None):
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     images = 2000 if args.smoke else args.images
-    log = common.say
-    with common.throwaway_database(args.engine) as url:
-        result = measure(url, images, args.batch_size, log)
+    with _lib.scratch_databases([args.engine], "throughput") as (_workdir, (db,)):
+        result = measure(db.url, images, args.batch_size, _lib.log)
     result["smoke"] = args.smoke
-    print("throughput (%d images, %s): ours %s rows/s (%s rows in %s s, batches of %d), "
-          "one raw UPDATE %s rows/s (%s s); ours runs at %.0f %% of the floor; same result: %s" % (
-              images, result["engine"], result["ours"]["rows_per_s"], result["ours"]["rows"],
-              result["ours"]["seconds"], result["ours"]["batch_size"], result["floor"]["rows_per_s"],
-              result["floor"]["seconds"], 100 * (result["ours_vs_floor"] or 0), result["same_result"]))
-    common.emit(result, args.out, "throughput.json")
+    line = ("throughput (%d images, %s): ours %s rows/s (%s rows in %s s, batches of %d), "
+            "one raw UPDATE %s rows/s (%s s); ours runs at %.0f %% of the floor; same result: %s" % (
+                images, result["engine"], result["ours"]["rows_per_s"], result["ours"]["rows"],
+                result["ours"]["seconds"], result["ours"]["batch_size"], result["floor"]["rows_per_s"],
+                result["floor"]["seconds"], 100 * (result["ours_vs_floor"] or 0), result["same_result"]))
+    _lib.finish(result, args.out, "throughput.json", line)
 
 
 if __name__ == "__main__":
