@@ -61,6 +61,18 @@ def record(name, data):
     print(name, json.dumps(data))
 
 
+def test_the_script_refuses_ports_another_cluster_answers(tmp_path):
+    """A second checkout's cluster on the same ports is refused, not joined: its
+    tests would run against the wrong cluster and kill the wrong pids."""
+    galera.require_cluster()
+    other = subprocess.run(["bash", str(galera.SCRIPT), "start"], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, GALERA_PORT_OFFSET=str(galera.OFFSET), GALERA_DIR=str(tmp_path)))
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "is taken by a server with datadir" in other.stderr
+    assert "GALERA_PORT_OFFSET" in other.stderr
+    assert not list(tmp_path.iterdir()), "nothing is written for a refused start"
+
+
 def test_facts_report_the_cluster_through_each_node(gdb, tmp_path):
     phases.run(gdb.engine(1), "sync", version="mitaka02")
     results = galera.run_modules(tmp_path, [("facts", {"connection": gdb.url(n)}) for n in galera.NODES])
