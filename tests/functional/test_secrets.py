@@ -33,6 +33,9 @@ SPECIALS = "@:/%#?&+;="
 NON_ASCII = "éüßøñЖжλΩ漢字€"
 LETTERS = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 HOSTS = ("h1", "h2")  # one password each, in each run
+# The role's main entry point: name -> (the module case whose connection it takes, check mode).
+ROLE_CASES = {"role, wrong password MariaDB": ("wrong password MariaDB, sync", False),
+              "role, check mode MariaDB": ("read MariaDB, facts", True)}
 
 
 def make_password(rng):
@@ -97,6 +100,7 @@ def _cases(password, host, my_db, pg_db, tag, blackhole, confs):
     refused = "mysql+pymysql://%s:%s@127.0.0.1:1/glance" % (user, enc)
     conf_dir = confs / host
     conf_dir.mkdir()
+    (conf_dir / "b3").mkdir()  # the good backup's; the others fail before they need one
     check = {"check_mode": True}
     cases = {
         "refused port, facts": ("facts", {"connection": refused}, {}),
@@ -128,6 +132,10 @@ def _cases(password, host, my_db, pg_db, tag, blackhole, confs):
         "config_file missing database, facts":
             ("facts", {"config_file": _conf(conf_dir / "missing.conf", my(missing))}, {}),
         "config_file check mode, sync": ("sync", {"config_file": _conf(conf_dir / "good.conf", my(my_db))}, check),
+        "wrong password MariaDB, backup": ("backup", {"connection": wrong, "dest_dir": str(conf_dir / "b1")}, {}),
+        "missing database PostgreSQL, backup":
+            ("backup", {"connection": pg(missing), "dest_dir": str(conf_dir / "b2")}, {}),
+        "good password MariaDB, backup": ("backup", {"connection": my(my_db), "dest_dir": str(conf_dir / "b3")}, {}),
     }
     slow = {
         "never answers, facts": ("facts", {"connection": never}, {}),
@@ -152,11 +160,22 @@ def _tasks(cases, slow, out_dir):
     for i, (name, (module, args, keywords)) in enumerate(cases.items()):
         tasks.append(dict(call("case%d" % i, module, args, keywords), name=name,
                           register="case_%d" % i, ignore_errors=True))
+    # The role too: its own messages and summaries print what the modules return.
+    # A rescue stops the role at its first failure, as a play without it would stop.
+    for i, (name, (case, check_mode)) in enumerate(ROLE_CASES.items()):
+        tasks.append({"name": name, "block": [
+            {"name": name, "ansible.builtin.include_role": {
+                "name": "openstack_ops.glance.glance_db", "apply": {"check_mode": check_mode}},
+             "vars": {"glance_db_connection": "{{ cases['case%d'].connection }}" % list(cases).index(case)}},
+            {"name": "role %d ended" % i, "ansible.builtin.set_fact": {"role_%d" % i: {"failed": False}}}],
+            "rescue": [{"name": "role %d failed" % i, "ansible.builtin.set_fact": {"role_%d" % i: {
+                "failed": True, "msg": "{{ (ansible_failed_result | default({'msg': '(run_once: failed on another host)'})).msg }}"}}}]})
     for i, name in enumerate(slow):
         tasks.append({"name": "wait: " + name, "register": "slow_%d" % i,
                       "ansible.builtin.async_status": {"jid": "{{ job_%d.ansible_job_id }}" % i},
                       "until": "slow_%d.finished" % i, "retries": 60, "delay": 1, "ignore_errors": True})
-    results = ["case_%d" % i for i in range(len(cases))] + ["slow_%d" % i for i in range(len(slow))]
+    results = ["case_%d" % i for i in range(len(cases))] + ["slow_%d" % i for i in range(len(slow))] + \
+        ["role_%d" % i for i in range(len(ROLE_CASES))]
     tasks.append({"name": "Write every result", "diff": False, "ansible.builtin.copy": {
         "dest": str(out_dir / "{{ inventory_hostname }}.json"),
         "content": "{{ [%s] | to_json }}" % ", ".join(results)}})
@@ -190,7 +209,8 @@ def _run(label, passwords, tmp_path, my_db, pg_db, blackhole):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, ANSIBLE_LOG_PATH=str(log), ANSIBLE_LOCALHOST_WARNING="false",
                  ANSIBLE_ASYNC_DIR=str(root / "async")))
-    return dict(root=root, log=log, process=process, users=users, tag=tag, names=list(cases) + list(slow))
+    return dict(root=root, log=log, process=process, users=users, tag=tag,
+                names=list(cases) + list(slow) + list(ROLE_CASES))
 
 
 def _finish(run):
@@ -204,11 +224,16 @@ def _finish(run):
 
 def _normalized(run, text):
     """The run's text with what differs between two identical runs anyway taken out:
-    its directory, user and database names, log time stamps, job ids."""
+    its directory, user and database names, log time stamps, job ids, Ansible's temporary
+    directories, file sizes and checksums."""
     text = text.replace(str(run["root"]), "<dir>").replace(run["tag"], "<tag>")
     text = re.sub(r"glance_t_[0-9a-f]{12}", "<db>", text)
     text = re.sub(r"^\d{4}-\d\d-\d\d [\d:,]+ p=\d+ [^|]*\|", "<log>|", text, flags=re.M)
     text = re.sub(r"j\d+\.\d+", "<job>", text)
+    text = re.sub(r"\b[0-9a-f]{32,64}\b", "<checksum>", text)  # md5, sha1, sha256 of files
+    text = re.sub(r"ansible-tmp-[\d.]+-\d+-\d+", "<ansible-tmp>", text)
+    text = re.sub(r'"size": \d+', '"size": <size>', text)  # files whose length follows the password's
+    text = re.sub(r"\b\d{8}T\d{6}Z\b", "<time>", text)  # a backup file's time stamp
     return re.sub(r"\b\d+\.\d+\b", "<number>", text)  # timings
 
 
@@ -270,12 +295,13 @@ def test_no_fragment_of_a_generated_password_shows(databases, blackhole, tmp_pat
     for run in runs:
         for host in HOSTS:
             for name, result in zip(run["names"], run["results"][host]):
-                succeeds = "check mode" in name or name.startswith("read ")
+                succeeds = "check mode" in name or name.startswith(("read ", "good "))
                 if bool(result.get("failed")) == succeeds or (
                         not succeeds and (not result.get("msg") or "Traceback" in result["msg"])):
                     wrong.append((name, result.get("msg")))
-    tried = len(subject + control) * len(runs[0]["names"])
+    paths = len(runs[0]["names"])
+    tried = len(subject + control) * paths
     print("passwords x paths tried: %d x %d = %d, fragments found: %d, %.0f s (%s)"
-          % (len(subject + control), len(runs[0]["names"]), tried, len(leaks), elapsed, replay))
+          % (len(subject + control), paths, tried, len(leaks), elapsed, replay))
     assert leaks == [] and wrong == [], "%s\nleaks:\n%s\nnot ended as meant:\n%s" % (
         replay, "\n".join(repr(leak) for leak in leaks[:30]), "\n".join(repr(case) for case in wrong))
