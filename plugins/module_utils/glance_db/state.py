@@ -6,12 +6,11 @@ Nothing here writes, not even to rewrite legacy alembic_version rows.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from . import connection as db_connection
 from .data_migrations import MIGRATIONS
-from .deps import sa
+from .deps import driver, sa
 from .errors import ConnectionFailed, NotGlanceDatabase, UnknownRevision
 from .graph import CONTRACT, EXPAND, GRAPH, LEGACY_MIGRATE_VERSIONS, LEGACY_REPOSITORY, LEGACY_ROWS
 
@@ -147,8 +146,7 @@ class DatabaseState(object):
 def read(engine):
     """Inspect the database behind ``engine`` without writing anything."""
     if missing_sqlite_file(engine.url):
-        # Connecting would create the file: an empty database it is.
-        return DatabaseState("sqlite", sqlite3.sqlite_version, engine.url.database, [], [])
+        return _missing_sqlite_state(engine.url.database)
     for attempt in range(READ_RETRIES + 1):
         try:
             with engine.connect() as conn:
@@ -183,7 +181,7 @@ def read_direct(raw_url):
     if url is None:
         return None
     if url.backend == "sqlite" and db_connection.sqlite_file_missing(url.database):
-        return DatabaseState("sqlite", sqlite3.sqlite_version, url.database, [], [])
+        return _missing_sqlite_state(url.database)
     try:
         conn = db_connection.connect_direct(url)
     except Exception as exc:  # the server refused or never answered: SQLAlchemy would meet the same
@@ -198,6 +196,12 @@ def read_direct(raw_url):
             conn.close()
     except Exception:  # whatever it is, read() meets it again and reports it
         return None
+
+
+def _missing_sqlite_state(path):
+    """A SQLite file not there yet: an empty database (connecting would create it).
+    sqlite3 is imported here, so a MySQL or PostgreSQL read never loads it."""
+    return DatabaseState("sqlite", driver("sqlite3").sqlite_version, path, [], [])
 
 
 def missing_sqlite_file(url):
