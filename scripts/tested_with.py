@@ -8,7 +8,7 @@ Each version comes from what the tests use: this interpreter (the .venv of
 every stage, also the modules' interpreter), the servers on 127.0.0.1 (MariaDB
 3306, PostgreSQL 5432), the galera-4 library scripts/galera loads, and the
 ansible-core releases scripts/matrix runs (their exact versions from its
-virtualenvs in .build/matrix/ when they exist). The README names series
+virtualenvs in the matrix cache, `scripts/matrix --cache-dir`, when they exist). The README names series
 (major.minor); a series the suite does not run fails --check.
 """
 
@@ -30,8 +30,10 @@ def ansible_core():
     text = (REPO / 'scripts' / 'matrix').read_text()
     releases = re.search(r'^ANSIBLE_RELEASES=\(([^)]*)\)', text, re.M).group(1).split()
     exact = {_series(ansible.release.__version__): ansible.release.__version__ + ' (.venv)'}
+    cache = subprocess.run(['bash', str(REPO / 'scripts' / 'matrix'), '--cache-dir'],
+                           capture_output=True, text=True, check=True).stdout.strip()
     for release in releases:
-        python = REPO / '.build' / 'matrix' / f'ansible-{release}' / 'bin' / 'python'
+        python = Path(cache) / f'ansible-{release}' / 'bin' / 'python'
         if release not in exact and python.exists():
             out = subprocess.run([str(python), '-c', 'import ansible.release as r; print(r.__version__)'],
                                  capture_output=True, text=True, check=False).stdout.strip()
