@@ -11,6 +11,9 @@ with the rules of Glance's Ocata triggers (ocata_expand01) and data migration
 (ocata_migrate01), and
 checks that the database holds one of the outcomes those rules allow.
 
+On a Galera cluster each writer goes through one node (``urls``, one a node) and,
+with ``retries``, reruns a transaction that met error 1213 as Glance does.
+
     python benchmarks/canary.py --url URL [--seconds 10] [--stage old|mixed|new]
     python benchmarks/canary.py --smoke   # 2,000-image dataset, N-1 writers, 3 s
 """
@@ -34,6 +37,11 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.dep
 OLD_ONLY, MIXED, NEW_ONLY, STOPPED = 0, 1, 2, 3
 OPERATIONS = (("create", 0.3), ("update", 0.4), ("share", 0.15), ("delete", 0.15))
 VISIBILITIES = ("private", "public", "shared", "community")
+DEADLOCK = 1213
+# Glance 33 wraps image_create/update/destroy in oslo.db's wrap_db_retry(max_retries=50,
+# retry_interval=0.5, inc_retry_interval=False, retry_on_deadlock=True).
+GLANCE_RETRIES, GLANCE_RETRY_INTERVAL = 50, 0.5
+CANARY_MARK = "/* canary */ "  # tells the writers' statements from the migrator's in PROCESSLIST
 
 
 # ---- the writer processes
@@ -52,18 +60,20 @@ def _now():
 
 
 class Writer(object):
-    """One API node: a release ('old' = N-1, 'new' = N) and the images it owns."""
+    """One API node: a release ('old' = N-1, 'new' = N), the database node it writes
+    through, the images it owns, and how often it retries a deadlock."""
 
-    def __init__(self, release, index, url, existing, rate, seed):
+    def __init__(self, release, index, url, existing, rate, seed, retries=0):
         self.release = release
         self.name = "%s%d" % (release, index)
         self.url = url
+        self.retries = retries
         self.rng = random.Random(seed)
         self.period = 1.0 / rate
         self.live = [image for image, members in existing]  # may still update, share, delete
         # Images with members: release N does not make them private (see _update).
         self.has_members = {image for image, members in existing if members}
-        self.log = []  # (t_start, latency, op, ok, error)
+        self.log = []  # (t_start, latency, op, ok, error, 1213 errors met)
         self.writes = {}  # image id -> [(t_start, t_end, kind, value)]; kind: insert/set/share/delete
         self.failed_images = set()
 
@@ -92,24 +102,38 @@ class Writer(object):
         while self._active(stage.value):
             op = self._choose()
             started_wall, started = time.time(), time.perf_counter()
-            image, record = None, None
-            try:
-                with conn.begin():
-                    image, record = getattr(self, "_" + op)(conn)
-                ok, error = True, None
-            except sa.exc.DBAPIError as exc:
-                ok, error = False, str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-                if image:
-                    self.failed_images.add(image)
-                if exc.connection_invalidated or conn.invalidated:
-                    conn.close()
-                    engine, conn = _connect(self.url)
+            # Chosen once: a retry reruns the same statements, as Glance's retried call does.
+            image, record, statements, done = getattr(self, "_" + op)()
+            deadlocks, ok, error = 0, False, None
+            while True:
+                try:
+                    with conn.begin():
+                        for sql, params in statements:
+                            conn.execute(sa.text(CANARY_MARK + sql), params)
+                    ok, error = True, None
+                    break
+                except sa.exc.DBAPIError as exc:
+                    orig = getattr(exc, "orig", None)
+                    error = str(orig or exc).splitlines()[0][:200]
+                    if exc.connection_invalidated or conn.invalidated:
+                        conn.close()
+                        engine, conn = _connect(self.url)
+                    code = orig.args[0] if orig is not None and orig.args else None
+                    if code != DEADLOCK:
+                        break
+                    deadlocks += 1
+                    if deadlocks > self.retries:
+                        break
+                    time.sleep(GLANCE_RETRY_INTERVAL)
             latency = time.perf_counter() - started
-            self.log.append((started_wall, latency, op, ok, error))
-            if ok and image:
+            self.log.append((started_wall, latency, op, ok, error, deadlocks))
+            if ok:
+                done()
                 for one in record:
                     self.writes.setdefault(image, []).append(
                         (started_wall, started_wall + latency) + one)
+            else:
+                self.failed_images.add(image)
             next_at = max(next_at + self.period, time.monotonic())
             time.sleep(max(0.0, next_at - time.monotonic()))
 
@@ -123,28 +147,28 @@ class Writer(object):
                 return op
         return "create"
 
-    # Each operation returns (image id, what it wrote) for verify.
-    def _create(self, conn):
+    # Each operation returns (image id, what it writes for verify, its statements with
+    # their parameters, what to note once they committed).
+    def _create(self):
         image = str(uuid.uuid4())
         name = "canary-%s-%s" % (self.name, image[:8])
         if self.release == "old":
             column, value = "is_public", self.rng.random() < 0.3
         else:
             column, value = "visibility", self.rng.choice(VISIBILITIES)
-        conn.execute(sa.text(
-            "INSERT INTO images (id, name, size, status, %s, created_at, updated_at, deleted, "
-            "disk_format, container_format, owner, min_disk, min_ram, protected) VALUES "
-            "(:id, :name, 1024, 'active', :value, :now, :now, :f, 'raw', 'bare', 'canary', "
-            "0, 0, :f)" % column),
-            {"id": image, "name": name, "value": value, "now": _now(), "f": False})
-        conn.execute(sa.text(
-            "INSERT INTO image_properties (image_id, name, value, created_at, deleted) "
-            "VALUES (:id, 'canary_writer', :w, :now, :f)"),
-            {"id": image, "w": self.name, "now": _now(), "f": False})
-        self.live.append(image)
-        return image, [("insert", column, value, name)]
+        now = _now()
+        statements = [
+            ("INSERT INTO images (id, name, size, status, %s, created_at, updated_at, deleted, "
+             "disk_format, container_format, owner, min_disk, min_ram, protected) VALUES "
+             "(:id, :name, 1024, 'active', :value, :now, :now, :f, 'raw', 'bare', 'canary', "
+             "0, 0, :f)" % column,
+             {"id": image, "name": name, "value": value, "now": now, "f": False}),
+            ("INSERT INTO image_properties (image_id, name, value, created_at, deleted) "
+             "VALUES (:id, 'canary_writer', :w, :now, :f)",
+             {"id": image, "w": self.name, "now": now, "f": False})]
+        return image, [("insert", column, value, name)], statements, lambda: self.live.append(image)
 
-    def _update(self, conn):
+    def _update(self):
         image = self.rng.choice(self.live)
         name = "canary-upd-%s-%d" % (self.name, self.rng.randrange(1 << 30))
         if self.release == "old":
@@ -155,51 +179,56 @@ class Writer(object):
             # this load leaves them out.
             choices = VISIBILITIES[1:] if image in self.has_members else VISIBILITIES
             column, value = "visibility", self.rng.choice(choices)
-        conn.execute(sa.text(
-            "UPDATE images SET name = :name, %s = :value, updated_at = :now WHERE id = :id"
-            % column), {"id": image, "name": name, "value": value, "now": _now()})
-        return image, [("set", column, value, name)]
+        statements = [("UPDATE images SET name = :name, %s = :value, updated_at = :now WHERE id = :id"
+                       % column, {"id": image, "name": name, "value": value, "now": _now()})]
+        return image, [("set", column, value, name)], statements, lambda: None
 
-    def _share(self, conn):
+    def _share(self):
         image = self.rng.choice(self.live)
         member = "tenant-%s-%d" % (self.name, self.rng.randrange(1 << 30))
-        done = []
+        now = _now()
+        statements, record = [], []
         if self.release == "new":  # release N adds members to shared images only
-            conn.execute(sa.text(
-                "UPDATE images SET visibility = 'shared', updated_at = :now WHERE id = :id"),
-                {"id": image, "now": _now()})
-            done.append(("set", "visibility", "shared", None))
-        conn.execute(sa.text(
+            statements.append(("UPDATE images SET visibility = 'shared', updated_at = :now "
+                               "WHERE id = :id", {"id": image, "now": now}))
+            record.append(("set", "visibility", "shared", None))
+        statements.append((
             "INSERT INTO image_members (image_id, member, can_share, created_at, deleted, status) "
-            "VALUES (:id, :member, :f, :now, :f, 'accepted')"),
-            {"id": image, "member": member, "now": _now(), "f": False})
-        self.has_members.add(image)
-        return image, done + [("share", None, member, None)]
+            "VALUES (:id, :member, :f, :now, :f, 'accepted')",
+            {"id": image, "member": member, "now": now, "f": False}))
+        return (image, record + [("share", None, member, None)], statements,
+                lambda: self.has_members.add(image))
 
-    def _delete(self, conn):
+    def _delete(self):
+        # Off the live list at once: a failed delete leaves the image uncertain, not writable.
         image = self.live.pop(self.rng.randrange(len(self.live)))
         now = _now()
-        conn.execute(sa.text(
-            "UPDATE images SET deleted = :t, deleted_at = :now, status = 'deleted', "
-            "updated_at = :now WHERE id = :id"), {"id": image, "now": now, "t": True})
-        conn.execute(sa.text(
-            "UPDATE image_properties SET deleted = :t, deleted_at = :now "
-            "WHERE image_id = :id AND deleted = :f"), {"id": image, "now": now, "t": True, "f": False})
-        return image, [("delete", None, None, None)]
+        statements = [
+            ("UPDATE images SET deleted = :t, deleted_at = :now, status = 'deleted', "
+             "updated_at = :now WHERE id = :id", {"id": image, "now": now, "t": True}),
+            ("UPDATE image_properties SET deleted = :t, deleted_at = :now "
+             "WHERE image_id = :id AND deleted = :f", {"id": image, "now": now, "t": True, "f": False})]
+        return image, [("delete", None, None, None)], statements, lambda: None
 
 
-def _writer_main(release, index, url, existing, rate, seed, stage, ready, results):
-    Writer(release, index, url, existing, rate, seed).run(stage, ready, results)
+def _writer_main(release, index, url, existing, rate, seed, retries, stage, ready, results):
+    Writer(release, index, url, existing, rate, seed, retries).run(stage, ready, results)
 
 
 # ---- the load as a whole
 class Canary(object):
     """Start N-1 writers; ``expanded()`` lets N writers in; ``old_nodes_gone()`` stops
-    the N-1 ones (all nodes upgraded, before contract); ``stop()`` ends the run."""
+    the N-1 ones (all nodes upgraded, before contract); ``stop()`` ends the run.
+
+    ``urls`` (default: ``url`` alone) are the database nodes: writer i of each release
+    writes through node i modulo their number (node 1 is ``urls[0]``)."""
 
     def __init__(self, url, old_writers=4, new_writers=4, rate=20.0, existing_per_writer=200,
-                 seed=7):
+                 seed=7, urls=None, retries=0):
         self.url = url
+        self.urls = list(urls or [url])
+        self.retries = retries
+        self.owner = {}  # image id -> node (1-based) of the writer that owns it
         self.old_writers, self.new_writers = old_writers, new_writers
         self.rate = rate
         self.existing_per_writer = existing_per_writer
@@ -246,10 +275,10 @@ class Canary(object):
                 [("new", i) for i in range(self.new_writers)]
         for n, (release, index) in enumerate(specs):
             proc = self.ctx.Process(target=_writer_main, args=(
-                release, index, self.url,
+                release, index, self.urls[index % len(self.urls)],
                 [(image, self.initial[image][2]) for image in existing[n * per:(n + 1) * per]],
-                self.rate,
-                self.seed * 1000 + n, self.stage, self.ready, self.results), daemon=True)
+                self.rate, self.seed * 1000 + n, self.retries, self.stage, self.ready,
+                self.results), daemon=True)
             proc.start()
             self.procs.append(proc)
         deadline = time.monotonic() + 120
@@ -268,16 +297,19 @@ class Canary(object):
         self.stage_times["old_stop"] = time.time()
 
     def stop(self):
-        """Stop every writer; return (operations, writes per image, failed images)."""
+        """Stop every writer; return (operations, writes per image, failed images).
+        An operation is (start, latency, op, release, ok, error, node, 1213 errors met)."""
         self.stage.value = STOPPED
         self.stage_times["stop"] = time.time()
         ops, writes, failed = [], {}, set()
         for proc in self.procs:  # one result from each
             name, log, image_writes, failed_images = self.results.get(timeout=120)
             release = name.rstrip("0123456789")
-            ops.extend((t, lat, op, release, ok, err) for t, lat, op, ok, err in log)
+            node = int(name[len(release):]) % len(self.urls) + 1
+            ops.extend((t, lat, op, release, ok, err, node, dl) for t, lat, op, ok, err, dl in log)
             writes.update(image_writes)
             failed.update(failed_images)
+            self.owner.update((image, node) for image in list(image_writes) + list(failed_images))
         for proc in self.procs:
             proc.join(timeout=30)
         ops.sort()
@@ -387,13 +419,18 @@ def possible_outcomes(initial, writes, timeline):
     return {row for done, row, members in states}
 
 
-def verify(url, writes, initial, timeline, failed=()):
-    """Compare the database with what the writers wrote; return counts and examples."""
+def verify(url, writes, initial, timeline, failed=(), sync_wait=False):
+    """Compare the database with what the writers wrote; return counts, examples and
+    the ids of lost rows. ``sync_wait``: read through a Galera node only once it has
+    applied everything committed before (wsrep_sync_wait)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     report = {"images_checked": 0, "lost_rows": 0, "lost_values": 0, "lost_members": 0,
-              "wrong_visibility": 0, "uncertain_images": len(failed), "examples": []}
+              "wrong_visibility": 0, "uncertain_images": len(failed), "examples": [],
+              "lost_row_ids": []}
     failed = set(failed)
     with engine.connect() as conn:
+        if sync_wait:
+            conn.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
         columns = {c["name"] for c in sa.inspect(conn).get_columns("images")}
         select = ", ".join(c if c in columns else "NULL"
                            for c in ("id", "name", "deleted", "is_public", "visibility"))
@@ -420,6 +457,7 @@ def verify(url, writes, initial, timeline, failed=()):
         row = actual.get(image)
         if row is None:
             report["lost_rows"] += 1
+            report["lost_row_ids"].append(image)
             example("lost_row", image, image_writes[-1][2])
             continue
         named = [w for w in image_writes if w[5]]

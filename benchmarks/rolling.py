@@ -2,6 +2,8 @@
 
     python benchmarks/rolling.py [--images 1000000] [--out DIR] [--skip-glance]
     python benchmarks/rolling.py --smoke --out DIR     # 2,000 images, for CI
+    python benchmarks/rolling.py --galera [--images 200000] [--out DIR]
+    python benchmarks/rolling.py --galera --smoke --out DIR   # 2,000 images on the test cluster
 
 For each engine under test (ours in-process, then real glance-manage 33.0.0 on a
 fresh copy of the same dataset) it builds the dataset at mitaka02 in a scratch
@@ -11,6 +13,13 @@ contract, and then checks what was lost. It records each phase's duration and th
 writers' latency p50/p99/max per phase, failed writes, lost rows and values.
 Output: a one-line summary, then one JSON object (last line; also DIR/rolling.json)
 and DIR/rolling_latency.png (latency over time, phases marked).
+
+--galera runs on the 3-node test cluster (scripts/galera, node N at 127.0.0.1:4305+N):
+the dataset is seeded through node 1 (and timed until every node holds it), writers
+are spread over the nodes and retry error 1213 as Glance does, both migrators go
+through node 1 (ours with the Galera lock and guards), and the figures are also
+given per node, with the 1213 errors met, and the statements that ran while writers
+stalled (each node's PROCESSLIST, sampled).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -38,12 +48,18 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.err
 # a private image (a member on an image migrated as private), which needs migrating again.
 PHASES = ("expand", "migrate", "catchup_migrate", "contract")
 GOAL = {"p99_ms": 20.0, "max_ms": 100.0}
-# What the visibility of every dataset image must be once the Ocata migration ran.
+# What the visibility of every dataset image must be once the Ocata migration ran
+# (two statements: Galera replicates CREATE ... SELECT poorly).
 EXPECTED_SQL = (
-    "CREATE TABLE bench_expected (id VARCHAR(36) PRIMARY KEY, v VARCHAR(10)) CHARACTER SET utf8 "
-    "SELECT id, CASE WHEN is_public THEN 'public' WHEN EXISTS (SELECT 1 FROM image_members m "
-    "WHERE m.image_id = images.id AND NOT m.deleted) THEN 'shared' ELSE 'private' END AS v "
-    "FROM images")
+    "CREATE TABLE bench_expected (id VARCHAR(36) PRIMARY KEY, v VARCHAR(10)) CHARACTER SET utf8",
+    "INSERT INTO bench_expected SELECT id, CASE WHEN is_public THEN 'public' WHEN EXISTS "
+    "(SELECT 1 FROM image_members m WHERE m.image_id = images.id AND NOT m.deleted) "
+    "THEN 'shared' ELSE 'private' END FROM images")
+GALERA_PORTS = (4306, 4307, 4308)
+ROLE_BATCH_SIZE = 1000  # roles/glance_db: glance_db_migrate_batch_size
+# 2,000 images, 1,200 of them written: a larger batch loses certification on every try.
+GALERA_SMOKE_BATCH_SIZE = 100
+STALL_MS = GOAL["max_ms"]  # a write slower than this is a stall worth naming its cause
 
 
 def log(msg):
@@ -69,9 +85,9 @@ class Ours(object):
     def _after(self, conn, cursor, statement, parameters, context, executemany):
         wall, started = conn.info.pop("bench_started", (None, None))
         seconds = time.perf_counter() - started
-        ddl = re.match(r"\s*(ALTER|CREATE|DROP)\b", statement, re.IGNORECASE)
-        if ddl or seconds > 0.5:
-            self.statements.append((wall, seconds, " ".join(statement.split())[:100]))
+        short = _short(statement)  # without the Galera lease's comment, which comes first
+        if re.match(r"(ALTER|CREATE|DROP|RENAME)\b", short, re.IGNORECASE) or seconds > 0.5:
+            self.statements.append((wall, seconds, short))
 
     def run(self, phase):
         phase = phase.replace("catchup_", "")
@@ -82,6 +98,8 @@ class Ours(object):
             outcome = phases.run(self.engine, phase, **args)
         except GlanceDbError as exc:
             return {"ok": False, "error": str(exc)}
+        except sa.exc.DBAPIError as exc:  # the module reports these as one message too
+            return {"ok": False, "error": str(getattr(exc, "orig", exc))[:300]}
         return {"ok": True, "revisions": outcome.applied_revisions, "migrated": outcome.migrated,
                 "warnings": outcome.warnings}
 
@@ -125,6 +143,73 @@ class GlanceManage(object):
         os.rmdir(self.dir)
 
 
+# ---- what ran on the cluster while writers waited
+class ProcesslistSampler(object):
+    """Every ``period`` seconds, each node's statements on ``database`` other than the
+    writers' (marked, and their COMMITs), running for more than 0.1 s: glance-manage's
+    statements cannot be hooked, and a replicated DDL shows on every node (as
+    'system user' on the others)."""
+
+    QUERY = ("SELECT ID, USER, TIME_MS, STATE, INFO FROM information_schema.PROCESSLIST "
+             "WHERE DB = :db AND INFO IS NOT NULL AND INFO NOT LIKE :canary AND INFO <> 'COMMIT' "
+             "AND TIME_MS > 100 "
+             "AND ID <> CONNECTION_ID()")
+
+    def __init__(self, urls, database, period=0.1):
+        self.urls, self.database, self.period = urls, database, period
+        self.seen = []  # [node, id, sql, first wall, last wall, longest seconds, user, state]
+        self._open = {}  # (node, id, sql) -> its entry while it keeps running
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def _run(self):
+        engines = [sa.create_engine(u, poolclass=sa.pool.NullPool) for u in self.urls]
+        conns = [e.connect() for e in engines]
+        params = {"db": self.database, "canary": canary_mod.CANARY_MARK.strip() + "%"}
+        try:
+            while not self._stop.wait(self.period):
+                for node, conn in enumerate(conns, 1):
+                    try:
+                        rows = conn.execute(sa.text(self.QUERY), params).all()
+                        conn.rollback()
+                    except sa.exc.DBAPIError:
+                        self.errors += 1
+                        continue
+                    now = time.time()
+                    for ident, user, ms, state, info in rows:
+                        seconds = float(ms) / 1000
+                        entry = self._open.get((node, ident, info[:300]))
+                        if entry is None or seconds < entry[5]:  # first seen, or run again
+                            entry = [node, ident, info[:300], now - seconds, now, 0.0, user, state]
+                            self._open[(node, ident, info[:300])] = entry
+                            self.seen.append(entry)
+                        entry[4] = now
+                        entry[5] = seconds
+        finally:
+            for conn, engine in zip(conns, engines):
+                conn.close()
+                engine.dispose()
+
+    def stop(self):
+        """Stop sampling; return the statements seen, as
+        {node, start, end, seconds, user, state, sql} (start and end: wall clock)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return [{"node": node, "start": first, "end": last + self.period, "seconds": round(longest, 3),
+                 "user": user, "state": state, "sql": _short(sql)}
+                for node, _ident, sql, first, last, longest, user, state in sorted(
+                    self.seen, key=lambda entry: entry[3])]
+
+
+def _short(sql):
+    """A statement without comments (our lease token), on one line, cut to 100 characters."""
+    return " ".join(re.sub(r"/\*.*?\*/", " ", sql).split())[:100]
+
+
 # ---- one rolling upgrade under load
 WRONG_VISIBILITY = ("FROM images i JOIN bench_expected e ON e.id = i.id "
                     "WHERE NOT (i.visibility <=> e.v)")
@@ -164,30 +249,130 @@ def _overlaps(op, start, end):
     return op[0] < end and op[0] + op[1] > start
 
 
-def _latency_by_phase(ops, marks):
+def _figures(ops):
+    """Latency of the writes that succeeded (retries included), failures after retries,
+    and the raw 1213 errors met."""
+    return dict(_lib.percentiles([o[1] for o in ops if o[4]]),
+                failed_writes=sum(1 for o in ops if not o[4]),
+                deadlocks=sum(o[7] for o in ops),
+                writes_with_deadlocks=sum(1 for o in ops if o[7]))
+
+
+def _stalls(inside, statements):
+    """Writes slower than STALL_MS per node, and the statements that ran meanwhile."""
+    stalls = {}
+    for op in inside:
+        if op[1] * 1000 <= STALL_MS:
+            continue
+        node = stalls.setdefault(str(op[6]), {"writes": 0, "statements": {}})
+        node["writes"] += 1
+        for sql in sorted({st["sql"] for st in statements if _overlaps(op, st["start"], st["end"])}):
+            seen = node["statements"].setdefault(sql, {"writes": 0, "max_ms": 0.0})
+            seen["writes"] += 1
+            seen["max_ms"] = max(seen["max_ms"], round(op[1] * 1000, 1))
+    return stalls
+
+
+def _statement_stalls(ops, statements, marks):
+    """For each statement of the migrator (start, end, sql): the phase it ran in and,
+    per node, how long the writes slower than STALL_MS waited while it ran."""
+    stalls = []
+    for st in statements:
+        phase = next((p for p in PHASES if p in marks and marks[p][0] <= st["start"] <= marks[p][1]),
+                     "between_phases")
+        nodes = {}
+        for op in ops:
+            if op[1] * 1000 <= STALL_MS or not _overlaps(op, st["start"], st["end"]):
+                continue
+            overlap = min(op[0] + op[1], st["end"]) - max(op[0], st["start"])
+            node = nodes.setdefault(str(op[6]), {"writes": 0, "max_overlap_ms": 0.0, "deadlocks": 0})
+            node["writes"] += 1
+            node["deadlocks"] += op[7]
+            node["max_overlap_ms"] = max(node["max_overlap_ms"], round(overlap * 1000, 1))
+        if nodes:
+            stalls.append({"phase": phase, "sql": st["sql"], "start": st["start"],
+                           "seconds": round(st["end"] - st["start"], 3), "nodes": nodes})
+    return stalls
+
+
+def _latency_by_phase(ops, marks, nodes=1, statements=()):
     """Latency figures per phase (every write that overlapped it, so one queued behind
-    a lock taken during the phase counts), and for the time in between."""
+    a lock taken during the phase counts), and for the time in between; with more than
+    one node, per node too, with the writes that stalled and what ran meanwhile."""
     figures = {}
     for phase in PHASES:
         if phase not in marks:
             continue
         inside = [o for o in ops if _overlaps(o, *marks[phase])]
-        figures[phase] = dict(_lib.percentiles([o[1] for o in inside if o[4]]),
-                              failed_writes=sum(1 for o in inside if not o[4]))
+        figures[phase] = _figures(inside)
         slowest = sorted(inside, key=lambda o: -o[1])[:5]  # what to look at when tuning
         figures[phase]["slowest"] = [
             {"at": round(o[0] - marks[phase][0], 3), "ms": round(o[1] * 1000, 1), "op": o[2],
-             "release": o[3]} for o in slowest]
+             "release": o[3], "node": o[6], "deadlocks": o[7]} for o in slowest]
+        if nodes > 1:
+            figures[phase]["nodes"] = {str(n): _figures([o for o in inside if o[6] == n])
+                                       for n in range(1, nodes + 1)}
+            figures[phase]["stalls"] = _stalls(inside, statements)
     outside = [o for o in ops if not any(_overlaps(o, s, e) for s, e in marks.values())]
-    figures["between_phases"] = dict(_lib.percentiles([o[1] for o in outside if o[4]]),
-                                     failed_writes=sum(1 for o in outside if not o[4]))
+    figures["between_phases"] = _figures(outside)
     return figures
 
 
-def rolling_cycle(url, runner, load, settle):
-    """Run expand, migrate, contract under the canary; return the figures."""
-    canary = canary_mod.Canary(url, load["writers"], load["writers"], load["rate"])
+def _verify(urls, canary, writes, timeline, failed):
+    """canary.verify, through each node for the images of the writers on that node
+    (reads wait for the node to apply everything); the sums, and per node."""
+    if len(urls) == 1:
+        return canary_mod.verify(urls[0], writes, canary.initial, timeline, failed), {}
+    total, per_node = {}, {}
+    for node, url in enumerate(urls, 1):
+        mine = {i: w for i, w in writes.items() if canary.owner.get(i) == node}
+        report = canary_mod.verify(url, mine, canary.initial, timeline,
+                                   [i for i in failed if canary.owner.get(i) == node], sync_wait=True)
+        per_node[str(node)] = {k: v for k, v in report.items() if isinstance(v, int)}
+        for key, value in report.items():
+            total[key] = total.get(key, 0 if isinstance(value, int) else []) + value
+    total["examples"] = total["examples"][:10]
+    return total, per_node
+
+
+def _nodes_agree(urls):
+    """CHECKSUM TABLE of images and image_members through every node, once each has
+    applied everything: one value per table when the nodes agree."""
+    sums = {}
+    for url in urls:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
+            for table in ("images", "image_members"):
+                sums.setdefault(table, set()).add(
+                    conn.execute(sa.text("CHECKSUM TABLE %s" % table)).all()[0][1])
+        engine.dispose()
+    return all(len(values) == 1 for values in sums.values())
+
+
+def _lost_rows_at(lost_ids, writes, owner, marks):
+    """Lost rows by the phase their first write overlapped (else between_phases) and node."""
+    where = {}
+    for image in lost_ids:
+        first = writes[image][0]
+        phase = next((p for p in PHASES if p in marks and first[0] < marks[p][1]
+                      and first[1] > marks[p][0]), "between_phases")
+        key = "%s/node%s" % (phase, owner.get(image, 1))
+        where[key] = where.get(key, 0) + 1
+    return where
+
+
+def rolling_cycle(url, runner, load, settle, urls=None, database=None):
+    """Run expand, migrate, contract under the canary (through ``urls``, one a node:
+    writers spread over them, retrying deadlocks as Glance does); return the figures."""
+    urls = urls or [url]
+    galera = len(urls) > 1
+    canary = canary_mod.Canary(url, load["writers"], load["writers"], load["rate"], urls=urls,
+                               retries=canary_mod.GLANCE_RETRIES if galera else 0)
     canary.start()
+    sampler = ProcesslistSampler(urls, database) if galera else None
+    if sampler:
+        sampler.start()
     marks, results = {}, {}
     try:
         time.sleep(settle + 1.5)  # writers start (spawned processes), then a baseline
@@ -215,13 +400,21 @@ def rolling_cycle(url, runner, load, settle):
     except BaseException:
         canary.terminate()
         raise
+    finally:
+        sampled = sampler.stop() if sampler else []
     t0 = canary.stage_times["old_start"]
     table = _table_facts(url, set(writes))
+    if galera:
+        table["nodes_agree"] = _nodes_agree(urls)
     migrations = [marks[p] for p in PHASES if "migrate" in p and runner.migrates and results[p]["ok"]]
     dropped = marks["contract"] if not table["triggers"] else None
     timeline = canary_mod.Timeline(marks["expand"], dropped, migrations)
-    verify = canary_mod.verify(url, writes, canary.initial, timeline, failed)
-    latency = _latency_by_phase(ops, marks)
+    verify, verify_nodes = _verify(urls, canary, writes, timeline, failed)
+    hooked = [{"node": 1, "start": w, "end": w + d, "sql": q}
+              for w, d, q in getattr(runner, "statements", [])]
+    latency = _latency_by_phase(ops, marks, len(urls), hooked + sampled)
+    # The migrator's own statements: hooked (ours), else as node 1's process list showed them.
+    own = hooked or [st for st in sampled if st["node"] == 1 and st["user"] != "system user"]
     failed_writes = sum(1 for o in ops if not o[4])
     errors = sorted({o[5] for o in ops if not o[4]})[:5]
     lost = verify["lost_rows"]
@@ -231,7 +424,7 @@ def rolling_cycle(url, runner, load, settle):
                for p in PHASES if latency.get(p, {}).get("n"))  # a phase may be too short for a write
     goal = goal and failed_writes == 0 and lost == 0 and lost_values == 0 and \
         all(results[p]["ok"] for p in PHASES)
-    return {
+    result = {
         "phases": {p: dict(results[p], latency=latency.get(p)) for p in PHASES},
         "between_phases_latency": latency["between_phases"],
         "operations": len(ops), "failed_writes": failed_writes, "write_errors": errors,
@@ -241,26 +434,69 @@ def rolling_cycle(url, runner, load, settle):
                    "release": [o[3] for o in ops], "ok": [o[4] for o in ops],
                    "marks": {p: [round(s - t0, 3), round(e - t0, 3)] for p, (s, e) in marks.items()}},
     }
+    if galera:
+        result.update(
+            deadlocks=sum(o[7] for o in ops), verify_nodes=verify_nodes,
+            lost_rows_at=_lost_rows_at(verify["lost_row_ids"], writes, canary.owner, marks),
+            statement_stalls=[dict(st, start=round(st["start"] - t0, 2))
+                              for st in _statement_stalls(ops, own, marks)],
+            writers={"per_release": load["writers"], "node_of_writer_i": "i mod %d + 1" % len(urls),
+                     "deadlock_retries": canary_mod.GLANCE_RETRIES,
+                     "retry_interval_s": canary_mod.GLANCE_RETRY_INTERVAL},
+            sampled_statements=[dict(st, start=round(st["start"] - t0, 2), end=round(st["end"] - t0, 2))
+                                for st in sampled])
+    return result
 
 
-def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql_datadir=None):
+def _node_urls(url, ports):
+    """The same database through each node (``url`` goes through the first)."""
+    return [url.replace(":%d/" % ports[0], ":%d/" % port) for port in ports]
+
+
+def _replicated(urls, started):
+    """Seconds from ``started`` until every node answers a read that waits for it to
+    apply everything committed before (the seed's write sets included)."""
+    for url in urls:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
+            conn.execute(sa.text("SELECT COUNT(*) FROM images")).scalar()
+        engine.dispose()
+    return round(time.monotonic() - started, 2)
+
+
+def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql_datadir=None,
+               galera_ports=None):
     with _lib.scratch_databases(["mysql"], "rolling") as (_workdir, (db,)):
         url = db.url
-        log("%s: building %d images at mitaka02" % (kind, images))
+        urls = _node_urls(url, galera_ports) if galera_ports else [url]
+        log("%s: building %d images at mitaka02%s" % (kind, images, " through node 1" if galera_ports else ""))
+        load_before = os.getloadavg()
+        started = time.monotonic()
         built = dataset.build(url, images, "mitaka02", log=None)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         with engine.begin() as conn:
-            conn.exec_driver_sql(EXPECTED_SQL)
+            for sql in EXPECTED_SQL:
+                conn.exec_driver_sql(sql)
         engine.dispose()
-        log("%s: dataset built in %.0f s" % (kind, built["seconds"]))
+        seed = {"seconds": built["seconds"], "load_average_before": load_before}
+        if galera_ports:  # the seed's write sets reach the other nodes after its commits
+            seed.update(through="node 1, cluster up", on_every_node_seconds=_replicated(urls, started))
+        everywhere = ("; on every node after %.0f s" % seed["on_every_node_seconds"]
+                      if galera_ports else "")
+        log("%s: dataset built in %.0f s%s" % (kind, built["seconds"], everywhere))
         runner = (Ours(url, batch_size, mysql_datadir) if kind == "ours"
                   else GlanceManage(url, glance_manage))
+        load_start = os.getloadavg()
         try:
-            result = rolling_cycle(url, runner, load, settle)
+            result = rolling_cycle(url, runner, load, settle, urls, db.name)
         finally:
             runner.close()
+        result["load_average"] = {"start": [round(x, 2) for x in load_start],
+                                  "end": [round(x, 2) for x in os.getloadavg()]}
         result["dataset_seconds"] = built["seconds"]
         result["dataset_rows"] = built["rows"]
+        result["seed"] = seed
         t0 = result.pop("t0")
         if kind != "ours":
             result["process_start_seconds"] = runner.startup_seconds
@@ -270,7 +506,7 @@ def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql
         return result
 
 
-def machine():
+def machine(galera=False):
     with open("/proc/meminfo") as handle:
         mem_kb = int(handle.readline().split()[1])
     engine = sa.create_engine(_lib.mysql_server(), poolclass=sa.pool.NullPool)
@@ -278,10 +514,17 @@ def machine():
         version = conn.execute(sa.text("SELECT VERSION()")).scalar()
         pool = conn.execute(sa.text("SELECT @@innodb_buffer_pool_size")).scalar()
         flush = conn.execute(sa.text("SELECT @@innodb_flush_log_at_trx_commit")).scalar()
+        cluster = None
+        if galera:
+            cluster = dict(conn.execute(sa.text(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size', "
+                "'wsrep_provider_version', 'wsrep_cluster_status', 'wsrep_local_state_comment')")).all())
+            cluster["wsrep_OSU_method"] = conn.execute(sa.text("SELECT @@wsrep_OSU_method")).scalar()
     engine.dispose()
     return {"nproc": os.cpu_count(), "ram_gb": round(mem_kb / 1024 / 1024, 1),
             "mariadb": version, "innodb_buffer_pool_mb": int(pool) // (1 << 20),
-            "innodb_flush_log_at_trx_commit": int(flush)}
+            "innodb_flush_log_at_trx_commit": int(flush), "galera": cluster,
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def plot(result, path):
@@ -326,6 +569,8 @@ def summary(result):
             "%s %.1fs p99 %s max %s%s" % (p, d["seconds"], d["latency"]["p99_ms"], d["latency"]["max_ms"],
                                           "" if d["ok"] else " FAILED")
             for p, d in data["phases"].items())
+        if "deadlocks" in data:
+            phase_text += "; 1213 errors met %d" % data["deadlocks"]
         parts.append("%s: %s; failed writes %d, lost rows %d, lost values %d, goal %s" % (
             name, phase_text, data["failed_writes"], data["lost_rows"], data["lost_values"],
             "met" if data["goal_met"] else "NOT met"))
@@ -335,10 +580,13 @@ def summary(result):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--images", type=int, default=1_000_000)
-    parser.add_argument("--writers", type=int, default=4, help="writers per release")
+    parser.add_argument("--writers", type=int,
+                        help="writers per release (default 4; --galera: 3, one of each release per node)")
     parser.add_argument("--rate", type=float, default=20.0, help="operations/s per writer")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds of load between phases")
-    parser.add_argument("--batch-size", type=int, help="our migrate's batch size")
+    parser.add_argument("--batch-size", type=int,
+                        help="our migrate's batch size (default the module's; --galera: the role's "
+                             "%d, --galera --smoke: %d)" % (ROLE_BATCH_SIZE, GALERA_SMOKE_BATCH_SIZE))
     parser.add_argument("--skip-glance", action="store_true", help="run ours only")
     parser.add_argument("--skip-ours", action="store_true", help="run glance-manage only")
     parser.add_argument("--smoke", action="store_true", help="2,000 images, short pauses")
@@ -348,21 +596,36 @@ def main(argv=None):
     parser.add_argument("--mysql-datadir",
                         help="that server's data directory, on this host: our phases run with "
                              "mysql_datadir (rebuilt tables' files held)")
+    parser.add_argument("--galera", action="store_true",
+                        help="on the test cluster (bash scripts/galera start): seed and migrate "
+                             "through node 1, writers through every node")
+    parser.add_argument("--galera-ports", default=",".join(map(str, GALERA_PORTS)),
+                        help="the cluster's SQL ports, node 1 first (default %(default)s)")
     parser.add_argument("--out", help="directory for rolling.json and rolling_latency.png")
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.settle = 2000, 1.0
+    ports = [int(p) for p in args.galera_ports.split(",")] if args.galera else None
+    if ports:
+        if args.mysql_datadir:
+            parser.error("--mysql-datadir is for one server, not --galera")
+        args.mariadb = "mysql+pymysql://root@127.0.0.1:%d/" % ports[0]
+    if args.writers is None:
+        args.writers = len(ports) if ports else 4
+    if ports and args.batch_size is None:
+        args.batch_size = GALERA_SMOKE_BATCH_SIZE if args.smoke else ROLE_BATCH_SIZE
     _lib.use_mysql_server(args.mariadb)
     load = {"writers": args.writers, "rate": args.rate}
     result = {"images": args.images, "smoke": args.smoke, "load": load, "settle_seconds": args.settle,
-              "goal": GOAL, "machine": machine(), "ours_mysql_datadir": bool(args.mysql_datadir),
-              "engines": {}}
+              "goal": GOAL, "machine": machine(bool(ports)), "ours_mysql_datadir": bool(args.mysql_datadir),
+              "galera_ports": ports, "batch_size": args.batch_size, "engines": {}}
     if not args.skip_ours:
         result["engines"]["ours"] = run_engine("ours", args.images, load, args.settle, args.batch_size,
-                                               mysql_datadir=args.mysql_datadir)
+                                               mysql_datadir=args.mysql_datadir, galera_ports=ports)
     if not args.skip_glance:
         result["engines"]["glance_manage"] = run_engine(
-            "glance_manage", args.images, load, args.settle, None, _lib.glance_manage())
+            "glance_manage", args.images, load, args.settle, None, _lib.glance_manage(),
+            galera_ports=ports)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         plot(result, os.path.join(args.out, "rolling_latency.png"))
