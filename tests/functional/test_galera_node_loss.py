@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+import sqlalchemy as sa
 
 import galera
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
@@ -113,11 +114,25 @@ def wait_lease(db, via, timeout=60, other_than=None):
 
 
 def same_schema_everywhere(db):
+    """Every node's schema, read once it has applied all the cluster committed:
+    a DDL statement in TOI returns on its own node while the others may still be
+    running it, and the dump's SHOW statements wait only with wsrep_sync_wait bit 8."""
     dumps = {}
     for node in galera.NODES:
-        dumps[node] = schema_dump.dump(db.engine(node))
+        engine = sa.create_engine(db.url(node), poolclass=sa.pool.NullPool)
+        sa.event.listen(engine, "connect", _wait_for_the_cluster)
+        try:
+            dumps[node] = schema_dump.dump(engine)
+        finally:
+            engine.dispose()
     assert dumps[1] == dumps[2] == dumps[3]
     return dumps[1]
+
+
+def _wait_for_the_cluster(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION wsrep_sync_wait = 15")
+    cursor.close()
 
 
 def kill_or_freeze(node, how):
