@@ -78,7 +78,9 @@ revisions_applied:
   type: list
   elements: str
 data_migrations:
-  description: Rows migrated and rows remaining per data migration that ran.
+  description:
+    - Rows migrated and rows remaining per data migration that ran.
+    - On a Galera node also C(flow_control), as in M(openstack_ops.glance.glance_db_migrate)'s result.
   returned: always
   type: list
   elements: dict

@@ -86,7 +86,14 @@ revisions_applied:
   type: list
   elements: str
 data_migrations:
-  description: Rows migrated and rows remaining per data migration that ran.
+  description:
+    - Rows migrated and rows remaining per data migration that ran.
+    - >-
+      On a Galera node also C(flow_control), what its batches met and did under the cluster's flow control:
+      C(backoffs) (batches during which the cluster was paused more than a tenth of the time, after which the next
+      batch waited until the pause ended, at most 5 s, and was halved), C(waited_seconds), C(paused_seconds) (the time
+      the node was paused by flow control while it ran), C(messages_received) (flow control messages) and
+      C(smallest_batch) (rows). A run that backed off also warns.
   returned: always
   type: list
   elements: dict

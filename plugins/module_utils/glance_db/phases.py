@@ -55,7 +55,7 @@ class Outcome(object):
         self.before = before
         self.after = after
         self.applied_revisions = applied_revisions
-        self.migrated = migrated  # [{"name", "migrated", "remaining"}]
+        self.migrated = migrated  # [{"name", "migrated", "remaining"(, "flow_control" on Galera)}]
 
     @property
     def changed(self):
@@ -323,7 +323,7 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
         plan = PLANNERS[phase](current, **plan_args)
         if hold:
             hold.clear_leftovers()
-        runner = Runner(engine, online=phase != "sync",
+        runner = Runner(engine, online=phase != "sync", galera=current.galera is not None,
                         ddl_lock_wait_timeout=ddl_lock_wait_timeout, tablespace_hold=hold)
         applied = runner.apply_revisions(plan.revisions, current.applied)
         done = list(plan.revisions)
@@ -331,6 +331,8 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
         for migration in plan.migration_modules:
             count = runner.run_data_migration(migration, batch_size or DEFAULT_BATCH_SIZE, max_rows)
             migrated.append({"name": migration.name, "migrated": count})
+            if migration.name in runner.flow_control:  # on Galera
+                migrated[-1]["flow_control"] = runner.flow_control[migration.name]
         runner.apply_revisions(plan.contract_revisions, applied)
         done += plan.contract_revisions
     after_state = db_state.read(engine)

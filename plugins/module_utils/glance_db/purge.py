@@ -33,6 +33,7 @@ import time
 
 from .deps import sa
 from .errors import GlanceDbError
+from .flow_control import Unpaced, for_connection
 from .lock import migration_lock
 from .state import _SqlAlchemyQueries, galera_facts
 
@@ -113,6 +114,7 @@ class Purge(object):
         # The parent tables whose rows are chosen; the others follow them or stand alone.
         self.parents = ("images",) if images_table else IMAGE_CHILDREN + ("tasks",)
         self.retries = 0
+        self.pacing = Unpaced(batch_size)  # on Galera, the last run's: flow control met and backoffs
 
     # ---- choosing rows
     def _candidates(self, table, boundary):
@@ -184,13 +186,14 @@ class Purge(object):
         return []
 
     # ---- deleting
-    def run(self, progress=None):
-        """Delete the rows; return rows deleted per table."""
+    def run(self, progress=None, galera=False):
+        """Delete the rows; return rows deleted per table. ``galera``: back off under flow control."""
         counts = dict((t, 0) for t in self.tables)
         with self.engine.connect() as conn:
             self._check_database(conn)
             self._bound_lock_waits(conn)
             conn.commit()
+            pacing = self.pacing = for_connection(conn, self.batch_size, galera, self.sleep)
             for name in self.parents:
                 table = _soft_deleted(name)
                 boundary = self._boundary(conn, table)
@@ -202,11 +205,13 @@ class Purge(object):
                     query = sa.select(table.c.id).where(self._candidates(table, boundary))
                     if after is not None:
                         query = query.where(table.c.id > after)
-                    keys = [r[0] for r in conn.execute(query.order_by(table.c.id).limit(self.batch_size))]
+                    pacing.before()
+                    keys = [r[0] for r in conn.execute(query.order_by(table.c.id).limit(pacing.batch_size))]
                     conn.rollback()
                     if not keys:
                         break
                     done = self._delete_batch(conn, name, table, boundary, keys, counts)
+                    pacing.after()
                     for table_name, rows in done.items():
                         counts[table_name] += rows
                     if progress:
@@ -282,8 +287,10 @@ def message(counts, age_in_days, check_mode=False):
     return "Purging deleted rows older than %d day(s): %s." % (age_in_days, "; ".join(parts))
 
 
-def run(job, check_mode=False, lock_timeout=60, diff=False):
-    """Plan (check mode) or purge under the migration lock; the module's result."""
+def run(job, check_mode=False, lock_timeout=60, diff=False, warn=None):
+    """Plan (check mode) or purge under the migration lock; the module's result.
+
+    ``warn``: called with the warning of a run that backed off under Galera flow control."""
     before = job.old_rows() if diff else None
     if check_mode:
         counts = job.plan()
@@ -292,15 +299,16 @@ def run(job, check_mode=False, lock_timeout=60, diff=False):
     else:
         # The lock keeps a purge out of a schema upgrade's way (and two purges apart);
         # on Galera GET_LOCK is node-local, so there it is the cluster's lease (lock.py).
-        if _on_galera(job.engine):
-            lock = migration_lock(job.engine, lock_timeout, galera=True)
-        else:
-            lock = migration_lock(job.engine, lock_timeout)
-        with lock:
-            counts = job.run()
+        galera = _on_galera(job.engine)
+        with migration_lock(job.engine, lock_timeout, galera=galera):
+            counts = job.run(galera=galera)
     total = sum(counts.values())
     result = dict(changed=total > 0, rows=counts, total=total, age_in_days=job.age_in_days,
                   msg=message(counts, job.age_in_days, check_mode))
+    if job.pacing.result() is not None:
+        result["flow_control"] = job.pacing.result()
+    if job.pacing.warning("the purge") and warn:
+        warn(job.pacing.warning("the purge"))
     if diff:
         after = job.old_rows() if not check_mode else _minus(before, counts)
         result["diff"] = dict(before=_old_rows_text(before, job), after=_old_rows_text(after, job))

@@ -14,6 +14,7 @@ import warnings
 
 from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
+from .flow_control import for_connection
 from .graph import GRAPH
 from .mysql_online import DEADLOCK, OnlineDDL, with_backoff
 from .revisions.online import ONLINE_OPTION
@@ -52,9 +53,11 @@ class Runner(object):
     """Writes to one database; the caller holds the migration lock."""
 
     def __init__(self, engine, online=False, ddl_lock_wait_timeout=None, warn=None,
-                 sleep=time.sleep, tablespace_hold=None):
+                 sleep=time.sleep, tablespace_hold=None, galera=False):
         self.engine = engine
         self.online = online
+        self.galera = galera  # a Galera node: batches back off under flow control
+        self.flow_control = {}  # data migration name -> FlowControl.result(), on Galera
         self.sleep = sleep
         self.ddl_lock_wait_timeout = ddl_lock_wait_timeout
         self.warnings = []
@@ -160,17 +163,24 @@ class Runner(object):
         """Move a data migration's rows in batches; return rows migrated."""
         migrated = 0
         with self._begin_batches() as conn:
+            pacing = for_connection(conn, batch_size, self.galera, self.sleep)
             for step in migration.STEPS:
                 after = None
                 while max_rows is None or migrated < max_rows:
-                    limit = batch_size if max_rows is None else min(batch_size, max_rows - migrated)
-                    started = time.monotonic()
+                    limit = pacing.batch_size if max_rows is None else min(pacing.batch_size, max_rows - migrated)
+                    pacing.before()
+                    started = time.monotonic()  # the pause below follows the batch's time, not the pacing's
                     keys, count = self._batch(conn, step, after, limit)
                     if not keys:
                         break
+                    took = time.monotonic() - started
                     migrated += count
                     after = keys[-1]
+                    pacing.after()
                     if self.online and len(keys) == limit:  # more to come: let others in
-                        self.sleep(max(ONLINE_BATCH_PAUSE_MIN_SECONDS,
-                                       ONLINE_BATCH_PAUSE_RATIO * (time.monotonic() - started)))
+                        self.sleep(max(ONLINE_BATCH_PAUSE_MIN_SECONDS, ONLINE_BATCH_PAUSE_RATIO * took))
+            if pacing.result() is not None:  # on Galera
+                self.flow_control[migration.name] = pacing.result()
+                if pacing.warning(migration.name):
+                    self.warnings.append(pacing.warning(migration.name))
         return migrated

@@ -1,0 +1,234 @@
+"""Data migration batches back off when the Galera cluster reports flow control
+(flow_control.py, docs/galera.md "Flow control").
+
+Node 3 is made a slow node: a small ``gcs.fc_limit`` and, in pulses, a read lock
+on ``images`` that holds its applier, so its queue fills and it sends flow
+control, while the Ocata data migration runs through node 1. The same run,
+unpaced (what the runner did before), is measured beside it. Figures:
+.build/galera-results/flow_control.json.
+
+Marked ``galera``: scripts/test runs it in its galera stage (scripts/galera).
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+import types
+
+import pytest
+import sqlalchemy as sa
+
+import galera
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, purge
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.data_migrations import (
+    ocata_migrate01_community_images as ocata,
+)
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.runner import Runner
+from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unused-import
+
+pytestmark = pytest.mark.galera
+
+IMAGES = 30000
+BATCH = 500
+BASELINE_BATCHES = 12  # clean batches before node 3 slows down
+WINDOW_SECONDS = 5.0  # how long it stays slow
+HOLD_SECONDS, FREE_SECONDS = 0.8, 0.4  # its applier held, then free, in turn
+SLOW_NODE = 3
+FC_LIMIT = 2
+
+
+class TimedStep(object):
+    """A data migration step that records each batch as it starts: (start, rows)."""
+
+    def __init__(self, step, batches, started):
+        self.step = step
+        self.batches = batches
+        self.started = started
+        self._start = None
+
+    def count(self, conn):
+        return self.step.count(conn)
+
+    def next_keys(self, conn, after, limit):
+        self._start = time.monotonic()
+        return self.step.next_keys(conn, after, limit)
+
+    def apply(self, conn, keys):
+        rows = self.step.apply(conn, keys)
+        self.batches.append((self._start, rows))
+        if len(self.batches) == BASELINE_BATCHES:
+            self.started.set()
+        return rows
+
+
+class SlowNode(threading.Thread):
+    """Once ``started`` is set, hold node 3's applier in pulses for WINDOW_SECONDS."""
+
+    def __init__(self, database, started):
+        super().__init__(daemon=True)
+        self.database = database
+        self.started = started
+        self.window = None
+
+    def run(self):
+        if not self.started.wait(120):
+            return
+        engine = sa.create_engine("%s/%s" % (galera.server(SLOW_NODE), self.database), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                begin = time.monotonic()
+                while time.monotonic() - begin < WINDOW_SECONDS:
+                    conn.exec_driver_sql("FLUSH TABLES images WITH READ LOCK")
+                    time.sleep(HOLD_SECONDS)
+                    conn.exec_driver_sql("UNLOCK TABLES")
+                    time.sleep(FREE_SECONDS)
+                self.window = (begin, time.monotonic())
+        finally:
+            engine.dispose()
+
+
+class PausedSampler(threading.Thread):
+    """Node 1's cumulative flow-control pause, every 0.05 s: when the cluster was paused."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples = []
+        self.stop = threading.Event()
+
+    def run(self):
+        engine = sa.create_engine(galera.server(1) + "/mysql", isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                while not self.stop.is_set():
+                    value = conn.exec_driver_sql(
+                        "SET STATEMENT wsrep_sync_wait = 0 FOR SHOW GLOBAL STATUS "
+                        "LIKE 'wsrep_flow_control_paused_ns'").one()[1]
+                    self.samples.append((time.monotonic(), int(value) / 1e9))
+                    self.stop.wait(0.05)
+        finally:
+            engine.dispose()
+
+    def paused_at(self, moment):
+        """The cumulative pause at ``moment``, interpolated between samples."""
+        for (t0, p0), (t1, p1) in zip(self.samples, self.samples[1:]):
+            if t0 <= moment <= t1:
+                return p0 + (p1 - p0) * (moment - t0) / (t1 - t0) if t1 > t0 else p1
+        if not self.samples:
+            return 0.0
+        return self.samples[0][1] if moment < self.samples[0][0] else self.samples[-1][1]
+
+
+def provider_option(node, name):
+    options = galera.admin(node, "SELECT @@wsrep_provider_options")[0][0]
+    for option in options.split(";"):
+        key, _sep, value = option.partition("=")
+        if key.strip() == name:
+            return value.strip()
+    raise AssertionError("%s not in %s" % (name, options))
+
+
+def prepared(db):
+    phases.run(db.engine(1), "sync", version="mitaka02")
+    expected = galera.seed_pre_ocata_fast(db, IMAGES)
+    phases.run(db.engine(1), "expand")
+    return expected
+
+
+def migrate(db, monkeypatch, paced):
+    """The Ocata migration through node 1 while node 3 slows down; its figures."""
+    batches, started = [], threading.Event()
+    monkeypatch.setattr(ocata, "STEPS", tuple(TimedStep(step, batches, started) for step in ocata.STEPS))
+    slow, sampler = SlowNode(db.name, started), PausedSampler()
+    slow.start()
+    sampler.start()
+    begin = time.monotonic()
+    try:
+        if paced:
+            outcome = phases.run(db.engine(1), "migrate", batch_size=BATCH)
+            migrated, flow, warnings = (outcome.migrated[0]["migrated"], outcome.migrated[0]["flow_control"],
+                                        outcome.warnings)
+        else:
+            migrated = Runner(db.engine(1), online=True).run_data_migration(ocata, BATCH)
+            flow, warnings = None, []
+        end = time.monotonic()
+    finally:
+        started.set()
+        slow.join(60)
+        sampler.stop.set()
+        sampler.join(10)
+        monkeypatch.undo()
+    assert slow.window, "node 3 was never slowed down: the migration ended before %d batches" % BASELINE_BATCHES
+    return dict(migrated=migrated, flow_control=flow, warnings=warnings, seconds=round(end - begin, 2),
+                paused_seconds=round(sampler.paused_at(end) - sampler.paused_at(begin), 2),
+                **figures(batches, sampler, end))
+
+
+def figures(batches, sampler, end):
+    """Batch rate while the cluster was paused and while it was not. A batch's cycle runs
+    from its start to the next one's (its commit, where flow control holds it, and the
+    pause after it included); it counts as paused when the cluster was paused for more than
+    a tenth of it, the runner's own threshold."""
+    paused, clean = [], []
+    for (start, rows), (following, _rows) in zip(batches, batches[1:] + [(end, 0)]):
+        share = (sampler.paused_at(following) - sampler.paused_at(start)) / max(following - start, 1e-6)
+        (paused if share > 0.1 else clean).append((rows, following - start))
+
+    def rate(cycles):
+        rows, seconds = sum(c[0] for c in cycles), sum(c[1] for c in cycles)
+        return dict(batches=len(cycles), rows=rows, seconds=round(seconds, 2),
+                    rows_per_second=round(rows / seconds, 1) if seconds > 0 else None,
+                    batches_per_second=round(len(cycles) / seconds, 2) if seconds > 0 else None,
+                    mean_batch_rows=round(rows / len(cycles), 1) if cycles else None)
+
+    return dict(while_paused=rate(paused), while_not=rate(clean))
+
+
+def test_batches_back_off_under_flow_control_and_the_migration_completes(gdb, monkeypatch):  # noqa: F811
+    fc_limit = provider_option(SLOW_NODE, "gcs.fc_limit")
+    unpaced_db = galera.GaleraDatabase()
+    try:
+        galera.admin(SLOW_NODE, "SET GLOBAL wsrep_provider_options = 'gcs.fc_limit=%d'" % FC_LIMIT)
+        unpaced_expected = prepared(unpaced_db)
+        unpaced = migrate(unpaced_db, monkeypatch, paced=False)
+        assert dict(unpaced_db.rows("SELECT id, visibility FROM images")) == unpaced_expected
+        expected = prepared(gdb)
+        paced = migrate(gdb, monkeypatch, paced=True)
+    finally:
+        galera.admin(SLOW_NODE, "SET GLOBAL wsrep_provider_options = 'gcs.fc_limit=%s'" % fc_limit)
+        unpaced_db.drop()
+    record("flow_control", dict(images=IMAGES, batch_size=BATCH, fc_limit_on_node3=FC_LIMIT,
+                                hold_seconds=HOLD_SECONDS, free_seconds=FREE_SECONDS,
+                                window_seconds=WINDOW_SECONDS, paced=paced, unpaced=unpaced))
+    assert provider_option(SLOW_NODE, "gcs.fc_limit") == fc_limit
+
+    # Node 3 did pause the cluster, in both runs.
+    assert unpaced["paused_seconds"] > 0.5, unpaced
+    assert paced["paused_seconds"] > 0.5, paced
+    # The paced run backed off: it waited, shrank its batches and said so.
+    flow = paced["flow_control"]
+    assert flow["backoffs"] >= 1 and flow["waited_seconds"] > 0, flow
+    assert flow["smallest_batch"] < BATCH, flow
+    assert flow["paused_seconds"] > 0.5, flow
+    assert any("Galera flow control paused the cluster" in w for w in paced["warnings"]), paced["warnings"]
+    # While the cluster was paused, its batches came far slower than while it was not.
+    assert paced["while_paused"]["rows_per_second"] < 0.5 * paced["while_not"]["rows_per_second"], paced
+    # And both migrations completed, every image with its visibility, on every node.
+    assert paced["migrated"] == IMAGES and unpaced["migrated"] == IMAGES
+    for node in galera.NODES:
+        assert dict(gdb.rows("SELECT id, visibility FROM images", node=node)) == expected
+    galera.wait_cluster(timeout=60)
+
+
+def test_a_purge_on_galera_reports_the_flow_control_it_met(gdb):  # noqa: F811
+    from test_purge import seed
+    phases.run(gdb.engine(1), "sync")
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    seed(types.SimpleNamespace(engine=gdb.engine(1)), now, images=30, tasks=12)
+    warnings = []
+    result = purge.run(purge.Purge(gdb.engine(1), max_rows=-1, batch_size=4), warn=warnings.append)
+    assert result["total"] > 0
+    # No slow node here: measured, and nothing to back off from.
+    assert result["flow_control"]["backoffs"] == 0 and result["flow_control"]["smallest_batch"] == 4, result
+    assert warnings == []
