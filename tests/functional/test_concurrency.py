@@ -145,3 +145,39 @@ def test_role_expand_from_several_hosts_at_once(online_database, tmp_path):
     assert sorted(r["migrate"] for r in results) == [False] * (RACERS - 1) + [True], results
     phases.run(db.engine, "contract")
     assert visibilities(db) == expected
+
+
+def test_a_sync_waits_for_a_first_sync_under_way_instead_of_refusing(make_database):
+    """On MySQL a first sync's tables show before its alembic_version rows (its DDL
+    commits at once): a second run that comes meanwhile must wait for the lock and
+    judge the database then, not refuse it as "not a Glance database"."""
+    import threading
+
+    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
+        connection as db_connection, state as db_state)
+    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.lock import migration_lock
+
+    db = make_database("mysql")
+    second = db_connection.create_engine(db_connection.resolve_url(db.url))
+    outcome = {}
+
+    def run_second():
+        try:
+            outcome["ok"] = phases.run(second, "sync", lock_timeout=60)
+        except Exception as exc:  # recorded: the assertion below says what it was
+            outcome["error"] = exc
+
+    try:
+        with migration_lock(db.engine, 10):  # the first run, half way through its sync
+            db.execute("CREATE TABLE images (id VARCHAR(36) PRIMARY KEY)")
+            thread = threading.Thread(target=run_second)
+            thread.start()
+            thread.join(3)
+            assert thread.is_alive(), "the second run did not wait for the lock: %r" % outcome
+            # The first run ends; here it leaves the database empty, so the second has all to do.
+            db.execute("DROP TABLE images")
+        thread.join(120)
+        assert "error" not in outcome, outcome
+        assert db_state.read(db.engine).version_rows == [HEAD]
+    finally:
+        second.dispose()

@@ -281,6 +281,8 @@ def settled(state, phase, batch_size=None, max_rows=None, **plan_args):
     """
     if state.galera is not None and not state.galera.get("writable"):
         return None
+    if state.foreign:  # perhaps another run's first sync, half done: run() decides under the lock
+        return None
     plan = PLANNERS[phase](state, **plan_args)
     if not plan.empty:
         return None
@@ -312,10 +314,14 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
     before_state = db_state.read(engine)
     if not check_mode:
         require_galera_ready(before_state, galera.get("min_cluster_size"))
-    plan = PLANNERS[phase](before_state, **plan_args)
     before = before_state.as_facts()
-    if check_mode or plan.empty:
-        return Outcome(plan, before, before, [], [])
+    # Tables without alembic_version are also what another run's first sync on MySQL
+    # shows while it runs (its DDL commits at once, its version rows come last): such
+    # a database is judged again under the lock, and refused there if it stays so.
+    if check_mode or not before_state.foreign:
+        plan = PLANNERS[phase](before_state, **plan_args)
+        if check_mode or plan.empty:
+            return Outcome(plan, before, before, [], [])
     with migration_lock(engine, lock_timeout, galera=before_state.galera is not None,
                         lease_seconds=galera.get("lock_ttl"), lock_database=galera.get("lock_database")):
         current = db_state.read(engine)  # another run may have finished meanwhile
