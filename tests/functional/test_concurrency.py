@@ -8,13 +8,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
+    connection as db_connection, phases, state as db_state,
+)
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.lock import migration_lock
 from parity import HEAD, differences
 from seed import seed_pre_ocata, visibilities
 
@@ -151,12 +155,6 @@ def test_a_sync_waits_for_a_first_sync_under_way_instead_of_refusing(make_databa
     """On MySQL a first sync's tables show before its alembic_version rows (its DDL
     commits at once): a second run that comes meanwhile must wait for the lock and
     judge the database then, not refuse it as "not a Glance database"."""
-    import threading
-
-    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
-        connection as db_connection, state as db_state)
-    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.lock import migration_lock
-
     db = make_database("mysql")
     second = db_connection.create_engine(db_connection.resolve_url(db.url))
     outcome = {}

@@ -135,6 +135,14 @@ class Unpaced(object):
         return None
 
 
+def record(pacing, what, warn):
+    """``pacing``'s result for the module (None off Galera); its warning, if it backed off, goes to ``warn``."""
+    warning = pacing.warning(what)
+    if warning:
+        warn(warning)
+    return pacing.result()
+
+
 def for_connection(conn, batch_size, galera, sleep=time.sleep):
     """A FlowControl reading ``conn``'s node on a Galera node, else Unpaced."""
     if not galera:

@@ -33,7 +33,7 @@ import time
 
 from .deps import sa
 from .errors import GlanceDbError
-from .flow_control import Unpaced, for_connection
+from .flow_control import Unpaced, for_connection, record
 from .lock import migration_lock
 from .state import _SqlAlchemyQueries, galera_facts
 
@@ -305,10 +305,9 @@ def run(job, check_mode=False, lock_timeout=60, diff=False, warn=None):
     total = sum(counts.values())
     result = dict(changed=total > 0, rows=counts, total=total, age_in_days=job.age_in_days,
                   msg=message(counts, job.age_in_days, check_mode))
-    if job.pacing.result() is not None:
-        result["flow_control"] = job.pacing.result()
-    if job.pacing.warning("the purge") and warn:
-        warn(job.pacing.warning("the purge"))
+    flow = record(job.pacing, "the purge", warn or (lambda line: None))
+    if flow is not None:  # on Galera
+        result["flow_control"] = flow
     if diff:
         after = job.old_rows() if not check_mode else _minus(before, counts)
         result["diff"] = dict(before=_old_rows_text(before, job), after=_old_rows_text(after, job))

@@ -14,7 +14,7 @@ import warnings
 
 from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
-from .flow_control import for_connection
+from .flow_control import for_connection, record
 from .graph import GRAPH
 from .mysql_online import DEADLOCK, OnlineDDL, with_backoff
 from .revisions.online import ONLINE_OPTION
@@ -179,8 +179,6 @@ class Runner(object):
                     pacing.after()
                     if self.online and len(keys) == limit:  # more to come: let others in
                         self.sleep(max(ONLINE_BATCH_PAUSE_MIN_SECONDS, ONLINE_BATCH_PAUSE_RATIO * took))
-            if pacing.result() is not None:  # on Galera
-                self.flow_control[migration.name] = pacing.result()
-                if pacing.warning(migration.name):
-                    self.warnings.append(pacing.warning(migration.name))
+            if self.galera:  # off Galera there is nothing to report
+                self.flow_control[migration.name] = record(pacing, migration.name, self.warnings.append)
         return migrated
