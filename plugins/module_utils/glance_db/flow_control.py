@@ -23,6 +23,11 @@ PAUSED_SHARE = 0.1
 POLL_SECONDS = 0.2
 MAX_WAIT_SECONDS = 5.0
 SMALLEST_SHARE = 16  # batches shrink to batch_size / 16 at most
+# After each online batch (data migration, table copy), pause for this share of the
+# time it took (at least the minimum): the application's writes and the server's
+# flushing catch up, so they do not queue behind a long stream of batches.
+ONLINE_BATCH_PAUSE_RATIO = 1.0
+ONLINE_BATCH_PAUSE_MIN_SECONDS = 0.02
 
 # wsrep_sync_wait off for this statement: a causal read would wait on the cluster
 # it is meant to watch. The fraction and Uptime_since_flush_status are the fallback
@@ -30,6 +35,11 @@ SMALLEST_SHARE = 16  # batches shrink to batch_size / 16 at most
 _STATUS = ("SET STATEMENT wsrep_sync_wait = 0 FOR SHOW GLOBAL STATUS WHERE Variable_name IN "
            "('wsrep_flow_control_paused_ns', 'wsrep_flow_control_paused', 'wsrep_flow_control_recv', "
            "'Uptime_since_flush_status')")
+
+
+def pause_after_batch(took, sleep=time.sleep):
+    """Wait after an online batch that took ``took`` seconds, before the next one."""
+    sleep(max(ONLINE_BATCH_PAUSE_MIN_SECONDS, ONLINE_BATCH_PAUSE_RATIO * took))
 
 
 def paused_seconds(status):

@@ -22,6 +22,7 @@ import time
 
 from .deps import sa
 from .errors import ConfigurationError
+from .table_copy import TableCopy, alteration
 
 LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT: gave up waiting for a metadata lock
 DEADLOCK = 1213
@@ -143,11 +144,16 @@ class TablespaceHold(object):
 class OnlineDDL(object):
     """Wraps an Alembic MigrationContext's statement execution (MySQL only)."""
 
-    def __init__(self, warn, sleep=time.sleep, hold=None):
+    def __init__(self, warn, sleep=time.sleep, hold=None, copy=False, galera=False):
         self.warn = warn
         self.sleep = sleep
         self.hold = hold  # a TablespaceHold, or None
         self.resumed = []  # statements found already done by an interrupted run
+        # Online: a large table's rebuild or index build through a shadow copy (table_copy.py).
+        self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep) if copy else None
+
+    def _ddl(self, connection, sql):
+        return self._with_retry(lambda: connection.exec_driver_sql(sql))
 
     def install(self, context):
         impl = context.impl
@@ -160,6 +166,9 @@ class OnlineDDL(object):
                 return self._run(construct, lambda: self._with_retry(
                     lambda: original(construct, *args, **kwargs)))
             sql = str(construct.compile(dialect=context.dialect))
+            rebuild = self.copy and alteration(sql)
+            if rebuild and self.copy.wanted(impl.connection, rebuild[0]):
+                return self._run(construct, lambda: self.copy.rebuild(impl.connection, *rebuild))
             online = _online_form(sql)
             if online is None:
                 return self._run(construct, lambda: self._with_retry(

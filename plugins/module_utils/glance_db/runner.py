@@ -14,17 +14,12 @@ import warnings
 
 from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
-from .flow_control import for_connection, record
+from .flow_control import for_connection, pause_after_batch, record
 from .graph import GRAPH
 from .mysql_online import DEADLOCK, OnlineDDL, with_backoff
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"
-# After each batch of an online data migration, pause for this share of the time the
-# batch took (at least the minimum): the application's writes and the server's
-# flushing catch up, so they do not queue behind a long stream of batches.
-ONLINE_BATCH_PAUSE_RATIO = 1.0
-ONLINE_BATCH_PAUSE_MIN_SECONDS = 0.02
 
 
 def _version_table():
@@ -61,7 +56,8 @@ class Runner(object):
         self.sleep = sleep
         self.ddl_lock_wait_timeout = ddl_lock_wait_timeout
         self.warnings = []
-        self.online_ddl = OnlineDDL(warn or self.warnings.append, hold=tablespace_hold)
+        self.online_ddl = OnlineDDL(warn or self.warnings.append, hold=tablespace_hold, copy=online,
+                                    galera=galera)
 
     def _begin(self):
         conn = self.engine.connect()
@@ -178,7 +174,7 @@ class Runner(object):
                     after = keys[-1]
                     pacing.after()
                     if self.online and len(keys) == limit:  # more to come: let others in
-                        self.sleep(max(ONLINE_BATCH_PAUSE_MIN_SECONDS, ONLINE_BATCH_PAUSE_RATIO * took))
+                        pause_after_batch(took, self.sleep)
             if self.galera:  # off Galera there is nothing to report
                 self.flow_control[migration.name] = record(pacing, migration.name, self.warnings.append)
         return migrated

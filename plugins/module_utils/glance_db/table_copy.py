@@ -1,0 +1,247 @@
+# -*- coding: utf-8 -*-
+"""Rebuild a large MySQL/MariaDB table without holding its writers: a shadow-table copy.
+
+An ALTER TABLE that rebuilds a table (MODIFY, CHANGE) or builds an index holds
+the application's writes: on one server at its end (an exclusive metadata lock,
+then the old file's delete), on Galera for its whole run (Total Order Isolation:
+every node's writers wait). On a table of at least MIN_ROWS rows an online
+expand or contract takes this route instead (the pt-online-schema-change one):
+
+1. ``_glance_new_<table>`` is created LIKE the table and the ALTER runs on it,
+   empty, so at once;
+2. three AFTER triggers on the table repeat each insert, update and delete on it;
+3. the rows are copied in primary-key batches, each its own short transaction
+   with its source rows share-locked (a write to them waits for the batch, or
+   the batch sees it); on Galera, a batch that lost certification to a write
+   through another node runs again;
+4. the child tables' foreign keys are pointed at the copy, now complete and
+   kept in step (``foreign_key_checks = 0``, ALGORITHM=INPLACE: metadata only;
+   dropped and added again under the same name, Glance's);
+5. one ``RENAME TABLE`` swaps the names atomically (foreign keys follow the
+   copy to the table's name);
+6. the triggers (now on the old copy) and the old copy are dropped.
+
+What is left is what the ALTER alone gives: the same columns, indexes and
+constraint names, so parity holds. A run stopped part-way leaves a copy
+behind: the next one removes it first (it holds the migration lock).
+
+Not taken for a table with triggers of its own (Glance's Ocata triggers
+between ocata_expand01 and ocata_contract01): they would leave with the old
+copy at the swap. Those statements keep the plain route.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from .flow_control import for_connection, pause_after_batch
+
+MIN_ROWS = 10000
+BATCH_ROWS = 1000
+NEW = "_glance_new_%s"
+OLD = "_glance_old_%s"
+TRIGGER_PREFIX = "_glance_copy_"
+TRIGGER = TRIGGER_PREFIX + "%s_%s"  # event, table
+EVENTS = ("insert", "update", "delete")
+DEADLOCK = 1213
+
+# The statements this route replaces: a column's definition changed, or an index built.
+_ALTER = re.compile(r"^\s*ALTER\s+TABLE\s+`?(\w+)`?\s+((?:MODIFY|CHANGE)\b.*)$", re.IGNORECASE | re.DOTALL)
+_CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(`?\w+`?)\s+ON\s+`?(\w+)`?\s*(\(.*\))\s*$",
+                           re.IGNORECASE | re.DOTALL)
+
+
+def alteration(sql):
+    """(table, ALTER TABLE clause) when ``sql`` is a statement this route can run, else None."""
+    sql = sql.strip().rstrip(";")
+    altered = _ALTER.match(sql)
+    if altered:
+        return altered.group(1), altered.group(2)
+    index = _CREATE_INDEX.match(sql)
+    if index:
+        return index.group(3), "ADD %sINDEX %s %s" % (index.group(1) or "", index.group(2), index.group(4))
+    return None
+
+
+def _scalar(conn, sql, *params):
+    row = conn.exec_driver_sql(sql, params).first()
+    return row[0] if row else None
+
+
+def _names(conn, sql, *params):
+    return [row[0] for row in conn.exec_driver_sql(sql, params).fetchall()]
+
+
+class TableCopy(object):
+    """Runs ALTER TABLE statements on large tables through a shadow copy (see the module's doc)."""
+
+    def __init__(self, run_ddl, galera=False, sleep=time.sleep, batch_rows=BATCH_ROWS, min_rows=MIN_ROWS):
+        self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
+        self.galera = galera
+        self.sleep = sleep
+        self.batch_rows = batch_rows
+        self.min_rows = min_rows
+        self.copies = []  # {"table", "alter", "rows", "seconds", "batches"} per copy made
+
+    def wanted(self, conn, table):
+        """Whether ``table`` is large enough, has a one-column primary key and no triggers of its own."""
+        rows = _scalar(conn, "SELECT COUNT(*) FROM (SELECT 1 FROM `%s` LIMIT %d) AS t" % (table, self.min_rows))
+        if rows < self.min_rows:  # counted up to min_rows, no further
+            return False
+        triggers = [name for name in _names(
+            conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+                  "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = %s", table)
+            if not name.startswith(TRIGGER_PREFIX)]
+        return not triggers and len(self._primary_key(conn, table)) == 1
+
+    def rebuild(self, conn, table, clause):
+        """ALTER TABLE ``table`` ``clause`` through a shadow copy."""
+        started = time.monotonic()
+        self.clear_leftovers(conn, table)
+        new, old = NEW % table, OLD % table
+        self.run_ddl(conn, "CREATE TABLE `%s` LIKE `%s`" % (new, table))
+        try:
+            before = self._definition(conn, new)
+            self.run_ddl(conn, "ALTER TABLE `%s` %s" % (new, clause))
+            if self._definition(conn, new) == before:  # e.g. a resumed run: the table has it already
+                self.run_ddl(conn, "DROP TABLE `%s`" % new)
+                return
+            columns = [c for c in self._columns(conn, new) if c in set(self._columns(conn, table))]
+            key = self._primary_key(conn, table)[0]
+            for event in EVENTS:
+                self.run_ddl(conn, self._trigger(event, table, new, columns, key))
+            rows, batches = self._copy(conn, table, new, columns, key)
+            self._point_foreign_keys(conn, table, new)
+        except BaseException:
+            self.clear_leftovers(conn, table)
+            raise
+        self.run_ddl(conn, "RENAME TABLE `%s` TO `%s`, `%s` TO `%s`" % (table, old, new, table))
+        self._drop_leftovers_of_swap(conn, table)
+        self.copies.append({"table": table, "alter": clause, "rows": rows, "batches": batches,
+                            "seconds": round(time.monotonic() - started, 2)})
+
+    def clear_leftovers(self, conn, table):
+        """Remove what a stopped copy of ``table`` left: triggers, the copy (its children
+        pointed back at the table first), or the old copy after a swap."""
+        new = NEW % table
+        for event in EVENTS:
+            self.run_ddl(conn, "DROP TRIGGER IF EXISTS `%s`" % (TRIGGER % (event, table)))
+        if self._exists(conn, new):
+            self._point_foreign_keys(conn, new, table)
+            self.run_ddl(conn, "DROP TABLE `%s`" % new)
+        self._drop_leftovers_of_swap(conn, table)
+
+    def _drop_leftovers_of_swap(self, conn, table):
+        for event in EVENTS:
+            self.run_ddl(conn, "DROP TRIGGER IF EXISTS `%s`" % (TRIGGER % (event, table)))
+        if self._exists(conn, OLD % table):
+            self.run_ddl(conn, "DROP TABLE `%s`" % (OLD % table))
+
+    @staticmethod
+    def _exists(conn, table):
+        return bool(_scalar(conn, "SELECT COUNT(*) FROM information_schema.TABLES "
+                                  "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", table))
+
+    @staticmethod
+    def _definition(conn, table):
+        return conn.exec_driver_sql("SHOW CREATE TABLE `%s`" % table).one()[1]
+
+    @staticmethod
+    def _columns(conn, table):
+        return _names(conn, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                            "DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", table)
+
+    @staticmethod
+    def _primary_key(conn, table):
+        return _names(conn, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                            "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' "
+                            "ORDER BY ORDINAL_POSITION", table)
+
+    @staticmethod
+    def _trigger(event, table, new, columns, key):
+        names = ", ".join("`%s`" % c for c in columns)
+        values = ", ".join("NEW.`%s`" % c for c in columns)
+        updates = ", ".join("`%s` = VALUES(`%s`)" % (c, c) for c in columns)
+        upsert = "INSERT INTO `%s` (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s" % (new, names, values, updates)
+        head = "CREATE TRIGGER `%s` AFTER %s ON `%s` FOR EACH ROW " % (TRIGGER % (event, table), event.upper(), table)
+        if event == "insert":
+            return head + upsert
+        if event == "delete":
+            return head + "DELETE FROM `%s` WHERE `%s` = OLD.`%s`" % (new, key, key)
+        return head + ("BEGIN IF NOT (OLD.`{k}` <=> NEW.`{k}`) THEN DELETE FROM `{n}` WHERE `{k}` = OLD.`{k}`; "
+                       "END IF; {u}; END").format(k=key, n=new, u=upsert)
+
+    def _copy(self, conn, table, new, columns, key):
+        """Copy every row in primary-key batches; return (rows copied, batches)."""
+        names = ", ".join("`%s`" % c for c in columns)
+        copy = ("INSERT INTO `{n}` ({c}) SELECT {c} FROM `{t}` WHERE {where} LOCK IN SHARE MODE "
+                "ON DUPLICATE KEY UPDATE `{n}`.`{k}` = `{n}`.`{k}`")
+        rows = batches = 0
+        after = None
+        with conn.engine.connect() as batch_conn:
+            # No gap locks: the application's inserts between two keys of a batch need not wait.
+            batch_conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            batch_conn.commit()
+            pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
+            while True:
+                pacing.before()
+                started = time.monotonic()
+                low = "" if after is None else "`%s` > %%s" % key
+                last = _scalar(batch_conn, "SELECT `{k}` FROM `{t}` {w} ORDER BY `{k}` LIMIT 1 OFFSET {o}".format(
+                    k=key, t=table, w="WHERE " + low if low else "", o=pacing.batch_size - 1),
+                    *([after] if after is not None else []))
+                batch_conn.rollback()
+                bounds = [b for b in (low, "`%s` <= %%s" % key if last is not None else "") if b]
+                params = [p for p in (after, last) if p is not None]
+                sql = copy.format(n=new, c=names, t=table, k=key, where=" AND ".join(bounds) or "1")
+                rows += self._batch(batch_conn, sql, params)
+                batches += 1
+                if last is None:
+                    return rows, batches
+                after = last
+                pacing.after()
+                pause_after_batch(time.monotonic() - started, self.sleep)
+
+    def _batch(self, conn, sql, params):
+        """One copy batch in its own transaction, run again after a deadlock (Galera: lost certification)."""
+        for attempt in range(8):
+            try:
+                with conn.begin():
+                    return conn.exec_driver_sql(sql, tuple(params)).rowcount
+            except Exception as exc:  # sa.exc.OperationalError; its code tells a deadlock
+                code = getattr(getattr(exc, "orig", None), "args", [None])[0]
+                if code != DEADLOCK or attempt == 7:
+                    raise
+                self.sleep(0.1 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _point_foreign_keys(self, conn, source, target):
+        """Point every foreign key that references ``source`` at ``target``, names kept."""
+        found = conn.exec_driver_sql(
+            "SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME, "
+            "r.UPDATE_RULE, r.DELETE_RULE FROM information_schema.KEY_COLUMN_USAGE k "
+            "JOIN information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA "
+            "AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME "
+            "WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_SCHEMA = DATABASE() "
+            "AND k.REFERENCED_TABLE_NAME = %s ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
+            (source,)).fetchall()
+        keys = {}
+        for child, name, column, referenced, on_update, on_delete in found:
+            entry = keys.setdefault((child, name), ([], [], on_update, on_delete))
+            entry[0].append("`%s`" % column)
+            entry[1].append("`%s`" % referenced)
+        if not keys:
+            return
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")  # metadata only: no rows checked
+        try:
+            for (child, name), (columns, referenced, on_update, on_delete) in sorted(keys.items()):
+                rules = "".join(" ON %s %s" % (what, rule) for what, rule in (("DELETE", on_delete), ("UPDATE", on_update))
+                                if rule != "RESTRICT")
+                # Two statements: one cannot drop a constraint name and add it again.
+                self.run_ddl(conn, "ALTER TABLE `%s` DROP FOREIGN KEY `%s`, ALGORITHM=INPLACE, LOCK=NONE" % (child, name))
+                self.run_ddl(conn, "ALTER TABLE `%s` ADD CONSTRAINT `%s` FOREIGN KEY (%s) REFERENCES `%s` (%s)%s, "
+                                   "ALGORITHM=INPLACE, LOCK=NONE" % (child, name, ", ".join(columns), target,
+                                                                     ", ".join(referenced), rules))
+        finally:
+            conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
