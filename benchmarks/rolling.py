@@ -465,13 +465,42 @@ def _replicated(urls, started):
     return round(time.monotonic() - started, 2)
 
 
+def _other_nodes_leave():
+    """Stop nodes 2 and 3 of the working tree's test cluster (a clean leave: node 1
+    stays Primary), so a seed through node 1 is not replicated row by row."""
+    import signal
+    base = os.path.join(_lib.REPO, ".build", "galera")
+    for node in (3, 2):
+        with open(os.path.join(base, "node%d" % node, "mariadbd.pid")) as handle:
+            pid = int(handle.read().strip())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(120):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("galera node %d did not stop in 60 s" % node)
+
+
+def _other_nodes_join():
+    """Start nodes 2 and 3 again: they copy node 1's data by state transfer. Returns seconds."""
+    started = time.monotonic()
+    subprocess.run(["bash", os.path.join(_lib.REPO, "scripts", "galera"), "start"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return round(time.monotonic() - started, 2)
+
+
 def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql_datadir=None,
-               galera_ports=None):
+               galera_ports=None, seed_alone=False):
     with _lib.scratch_databases(["mysql"], "rolling") as (_workdir, (db,)):
         url = db.url
         urls = _node_urls(url, galera_ports) if galera_ports else [url]
         log("%s: building %d images at mitaka02%s" % (kind, images, " through node 1" if galera_ports else ""))
         load_before = os.getloadavg()
+        if seed_alone:
+            _other_nodes_leave()
         started = time.monotonic()
         built = dataset.build(url, images, "mitaka02", log=None)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -480,7 +509,10 @@ def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql
                 conn.exec_driver_sql(sql)
         engine.dispose()
         seed = {"seconds": built["seconds"], "load_average_before": load_before}
-        if galera_ports:  # the seed's write sets reach the other nodes after its commits
+        if seed_alone:  # nodes 2 and 3 join and copy it (state transfer)
+            seed.update(through="node 1 alone", state_transfer_seconds=_other_nodes_join(),
+                        on_every_node_seconds=_replicated(urls, started))
+        elif galera_ports:  # the seed's write sets reach the other nodes after its commits
             seed.update(through="node 1, cluster up", on_every_node_seconds=_replicated(urls, started))
         everywhere = ("; on every node after %.0f s" % seed["on_every_node_seconds"]
                       if galera_ports else "")
@@ -601,11 +633,16 @@ def main(argv=None):
                              "through node 1, writers through every node")
     parser.add_argument("--galera-ports", default=",".join(map(str, GALERA_PORTS)),
                         help="the cluster's SQL ports, node 1 first (default %(default)s)")
+    parser.add_argument("--seed-alone", action="store_true",
+                        help="--galera: seed through node 1 while nodes 2 and 3 are stopped, then "
+                             "let them join (state transfer copies the dataset); for 1M images")
     parser.add_argument("--out", help="directory for rolling.json and rolling_latency.png")
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.settle = 2000, 1.0
     ports = [int(p) for p in args.galera_ports.split(",")] if args.galera else None
+    if args.seed_alone and not ports:
+        parser.error("--seed-alone is for --galera")
     if ports:
         if args.mysql_datadir:
             parser.error("--mysql-datadir is for one server, not --galera")
@@ -621,11 +658,12 @@ def main(argv=None):
               "galera_ports": ports, "batch_size": args.batch_size, "engines": {}}
     if not args.skip_ours:
         result["engines"]["ours"] = run_engine("ours", args.images, load, args.settle, args.batch_size,
-                                               mysql_datadir=args.mysql_datadir, galera_ports=ports)
+                                               mysql_datadir=args.mysql_datadir, galera_ports=ports,
+                                               seed_alone=args.seed_alone)
     if not args.skip_glance:
         result["engines"]["glance_manage"] = run_engine(
             "glance_manage", args.images, load, args.settle, None, _lib.glance_manage(),
-            galera_ports=ports)
+            galera_ports=ports, seed_alone=args.seed_alone)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         plot(result, os.path.join(args.out, "rolling_latency.png"))
