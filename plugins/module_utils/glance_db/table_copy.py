@@ -19,7 +19,7 @@ expand or contract takes this route instead (the pt-online-schema-change one):
    dropped and added again under the same name, Glance's);
 5. one ``RENAME TABLE`` swaps the names atomically (foreign keys follow the
    copy to the table's name);
-6. the triggers (now on the old copy) and the old copy are dropped.
+6. the old copy is dropped, with the triggers (they left with it).
 
 What is left is what the ALTER alone gives: the same columns, indexes and
 constraint names, so parity holds. A run stopped part-way leaves a copy
@@ -117,24 +117,26 @@ class TableCopy(object):
             self.clear_leftovers(conn, table)
             raise
         self.run_ddl(conn, "RENAME TABLE `%s` TO `%s`, `%s` TO `%s`" % (table, old, new, table))
-        self._drop_leftovers_of_swap(conn, table)
+        self._drop_old(conn, table)
         self.copies.append({"table": table, "alter": clause, "rows": rows, "batches": batches,
                             "seconds": round(time.monotonic() - started, 2)})
 
     def clear_leftovers(self, conn, table):
         """Remove what a stopped copy of ``table`` left: triggers, the copy (its children
-        pointed back at the table first), or the old copy after a swap."""
+        pointed back at the table first), or the old copy after a swap. Only what
+        exists is dropped: on Galera every statement runs in isolation."""
         new = NEW % table
-        for event in EVENTS:
-            self.run_ddl(conn, "DROP TRIGGER IF EXISTS `%s`" % (TRIGGER % (event, table)))
+        for trigger in _names(conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+                                    "TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN (%s, %s, %s)",
+                              *[TRIGGER % (event, table) for event in EVENTS]):
+            self.run_ddl(conn, "DROP TRIGGER `%s`" % trigger)
         if self._exists(conn, new):
             self._point_foreign_keys(conn, new, table)
             self.run_ddl(conn, "DROP TABLE `%s`" % new)
-        self._drop_leftovers_of_swap(conn, table)
+        self._drop_old(conn, table)
 
-    def _drop_leftovers_of_swap(self, conn, table):
-        for event in EVENTS:
-            self.run_ddl(conn, "DROP TRIGGER IF EXISTS `%s`" % (TRIGGER % (event, table)))
+    def _drop_old(self, conn, table):
+        """Drop the table's old copy after a swap; its triggers (the copy's) go with it."""
         if self._exists(conn, OLD % table):
             self.run_ddl(conn, "DROP TABLE `%s`" % (OLD % table))
 
