@@ -101,7 +101,7 @@ def test_expand_and_contract_copy_images_while_every_node_writes(gdb):
             writer.stop.set()
         for writer in writers:
             writer.join(30)
-    assert len(renames) == 3, renames  # visibility index and is_public in expand, visibility in contract
+    assert len(renames) == 2, renames  # visibility index and is_public in expand (one copy), visibility in contract
     inserted = [i for w in writers for i in w.inserted]
     renamed = dict(kv for w in writers for kv in w.renamed.items())
     record("table_copy", {"images": IMAGES, "seconds": took, "inserted": len(inserted),

@@ -151,6 +151,7 @@ class OnlineDDL(object):
         self.resumed = []  # statements found already done by an interrupted run
         # Online: a large table's rebuild or index build through a shadow copy (table_copy.py).
         self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep) if copy else None
+        self._queued = None  # (connection, table, [ALTER clauses]) for the copy
 
     def _ddl(self, connection, sql):
         return self._with_retry(lambda: connection.exec_driver_sql(sql))
@@ -162,13 +163,15 @@ class OnlineDDL(object):
         def execute(construct, *args, **kwargs):
             if isinstance(construct, str):
                 construct = sa.text(construct)
-            if not isinstance(construct, sa.schema.ExecutableDDLElement):
+            ddl = isinstance(construct, sa.schema.ExecutableDDLElement)
+            sql = str(construct.compile(dialect=context.dialect)) if ddl else None
+            rebuild = ddl and self.copy and alteration(sql)
+            if rebuild and self._queue_copy(impl.connection, *rebuild):
+                return None
+            self.flush()  # a queued copy runs before any other statement
+            if not ddl:
                 return self._run(construct, lambda: self._with_retry(
                     lambda: original(construct, *args, **kwargs)))
-            sql = str(construct.compile(dialect=context.dialect))
-            rebuild = self.copy and alteration(sql)
-            if rebuild and self.copy.wanted(impl.connection, rebuild[0]):
-                return self._run(construct, lambda: self.copy.rebuild(impl.connection, *rebuild))
             online = _online_form(sql)
             if online is None:
                 return self._run(construct, lambda: self._with_retry(
@@ -182,6 +185,29 @@ class OnlineDDL(object):
                 return self._run(construct, lambda: self._online(impl.connection, online, sql))
 
         impl._exec = execute
+
+    def _queue_copy(self, connection, table, clause):
+        """Queue a large table's change for its shadow copy; True when queued. Changes of
+        one table that follow one another share one copy (one pass over the rows, one swap)."""
+        if self._queued and self._queued[1] == table:
+            self._queued[2].append(clause)
+            return True
+        if not self.copy.wanted(connection, table):
+            return False
+        self.flush()
+        self._queued = (connection, table, [clause])
+        return True
+
+    def flush(self):
+        """Run the queued copy, if any: before the next statement, and at the end of a revision."""
+        queued, self._queued = self._queued, None
+        if queued:
+            connection, table, clauses = queued
+            self.copy.rebuild(connection, table, ", ".join(clauses))
+
+    def discard(self):
+        """Forget a queued copy (its revision failed before the end)."""
+        self._queued = None
 
     def _online(self, connection, online, sql):
         """The statement with LOCK=NONE; without it (and a warning) where MySQL refuses."""

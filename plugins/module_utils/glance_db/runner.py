@@ -119,7 +119,11 @@ class Runner(object):
             # SQLite table rebuilds drop Liberty's unnamed CHECK constraints,
             # exactly as they do under real Glance (the parity dumps agree).
             warnings.filterwarnings("ignore", "Unnamed CHECK constraint")
-            revision.script.upgrade()
+            try:
+                revision.script.upgrade()
+                self.online_ddl.flush()  # a large table's copy queued by its last statements
+            finally:
+                self.online_ddl.discard()
         if write_rows:
             write_version_rows(conn, GRAPH.rows_for(after))
         return after

@@ -60,7 +60,9 @@ def alteration(sql):
         return altered.group(1), altered.group(2)
     index = _CREATE_INDEX.match(sql)
     if index:
-        return index.group(3), "ADD %sINDEX %s %s" % (index.group(1) or "", index.group(2), index.group(4))
+        # IF NOT EXISTS: a resumed run's table (and so its copy) may have the index already.
+        return index.group(3), "ADD %sINDEX IF NOT EXISTS %s %s" % (
+            index.group(1) or "", index.group(2), index.group(4))
     return None
 
 
