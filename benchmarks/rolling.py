@@ -10,7 +10,9 @@ fresh copy of the same dataset) it builds the dataset at mitaka02 in a scratch
 database, starts the canary (release N-1 writers), runs expand, lets release N
 writers in, runs migrate, stops the N-1 writers (every node upgraded), runs
 contract, and then checks what was lost. It records each phase's duration and the
-writers' latency p50/p99/max per phase, failed writes, lost rows and values.
+writers' latency p50/p99/max per phase, the 1213 errors they met (each write that
+meets one reruns after 0.5 s, as Glance 33's wrap_db_retry does; --no-retry counts
+it failed instead), writes failed after retries, lost rows and values.
 Output: a one-line summary, then one JSON object (last line; also DIR/rolling.json)
 and DIR/rolling_latency.png (latency over time, phases marked).
 
@@ -362,13 +364,14 @@ def _lost_rows_at(lost_ids, writes, owner, marks):
     return where
 
 
-def rolling_cycle(url, runner, load, settle, urls=None, database=None):
+def rolling_cycle(url, runner, load, settle, urls=None, database=None, retries=True):
     """Run expand, migrate, contract under the canary (through ``urls``, one a node:
-    writers spread over them, retrying deadlocks as Glance does); return the figures."""
+    writers spread over them), its writers retrying deadlocks as Glance does unless
+    ``retries`` is false; return the figures."""
     urls = urls or [url]
     galera = len(urls) > 1
     canary = canary_mod.Canary(url, load["writers"], load["writers"], load["rate"], urls=urls,
-                               retries=canary_mod.GLANCE_RETRIES if galera else 0)
+                               retries=canary_mod.GLANCE_RETRIES if retries else 0)
     canary.start()
     sampler = ProcesslistSampler(urls, database) if galera else None
     if sampler:
@@ -493,7 +496,7 @@ def _other_nodes_join():
 
 
 def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql_datadir=None,
-               galera_ports=None, seed_alone=False):
+               galera_ports=None, seed_alone=False, retries=True):
     with _lib.scratch_databases(["mysql"], "rolling") as (_workdir, (db,)):
         url = db.url
         urls = _node_urls(url, galera_ports) if galera_ports else [url]
@@ -521,7 +524,7 @@ def run_engine(kind, images, load, settle, batch_size, glance_manage=None, mysql
                   else GlanceManage(url, glance_manage))
         load_start = os.getloadavg()
         try:
-            result = rolling_cycle(url, runner, load, settle, urls, db.name)
+            result = rolling_cycle(url, runner, load, settle, urls, db.name, retries)
         finally:
             runner.close()
         result["load_average"] = {"start": [round(x, 2) for x in load_start],
@@ -636,6 +639,9 @@ def main(argv=None):
     parser.add_argument("--seed-alone", action="store_true",
                         help="--galera: seed through node 1 while nodes 2 and 3 are stopped, then "
                              "let them join (state transfer copies the dataset); for 1M images")
+    parser.add_argument("--no-retry", action="store_true",
+                        help="writers take a deadlock (1213) as a failed write instead of retrying it "
+                             "as Glance does (how runs on one server were made before 2026-12-01)")
     parser.add_argument("--out", help="directory for rolling.json and rolling_latency.png")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -655,15 +661,16 @@ def main(argv=None):
     load = {"writers": args.writers, "rate": args.rate}
     result = {"images": args.images, "smoke": args.smoke, "load": load, "settle_seconds": args.settle,
               "goal": GOAL, "machine": machine(bool(ports)), "ours_mysql_datadir": bool(args.mysql_datadir),
-              "galera_ports": ports, "batch_size": args.batch_size, "engines": {}}
+              "galera_ports": ports, "batch_size": args.batch_size,
+              "deadlock_retries": 0 if args.no_retry else canary_mod.GLANCE_RETRIES, "engines": {}}
     if not args.skip_ours:
         result["engines"]["ours"] = run_engine("ours", args.images, load, args.settle, args.batch_size,
                                                mysql_datadir=args.mysql_datadir, galera_ports=ports,
-                                               seed_alone=args.seed_alone)
+                                               seed_alone=args.seed_alone, retries=not args.no_retry)
     if not args.skip_glance:
         result["engines"]["glance_manage"] = run_engine(
             "glance_manage", args.images, load, args.settle, None, _lib.glance_manage(),
-            galera_ports=ports, seed_alone=args.seed_alone)
+            galera_ports=ports, seed_alone=args.seed_alone, retries=not args.no_retry)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         plot(result, os.path.join(args.out, "rolling_latency.png"))

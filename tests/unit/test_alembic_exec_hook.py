@@ -2,8 +2,8 @@
 
 mysql_online.OnlineDDL.install wraps ``context.impl._exec`` (Alembic's
 DefaultImpl._exec, private): every statement an operation emits must pass
-through it, or LOCK=NONE, the lock-wait retries and the "already done" resume of
-a killed run are silently lost. If an Alembic upgrade renames the method or
+through it, or LOCK=NONE, the lock-wait retries, the shadow-table copy of a
+large table and the "already done" resume of a killed run are silently lost. If an Alembic upgrade renames the method or
 routes an operation around it, these tests fail at once, before any revision
 runs without them.
 """
