@@ -84,6 +84,21 @@ data_migrations:
   type: list
   elements: dict
   sample: [{"name": "ocata_migrate01_community_images", "migrated": 120, "remaining": 0}]
+table_copies:
+  description:
+    - The large tables rebuilt through a shadow copy instead of one long C(ALTER TABLE) (MySQL/MariaDB,
+      tables of 10,000 rows or more), each with C(table), C(alter) (the change, as an C(ALTER TABLE)
+      clause), C(rows) copied, C(batches) and C(seconds). Empty elsewhere and when no such change ran.
+    - See the collection's docs/galera.md, "Schema changes that do not hold the cluster".
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - table: images
+      alter: MODIFY visibility ENUM('private','public','shared','community') NOT NULL DEFAULT 'shared'
+      rows: 200000
+      batches: 201
+      seconds: 21.4
 """
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
@@ -91,6 +106,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 class GlanceDbContract(GlanceDbModule):
     settles_directly = True
+    returns_table_copies = True
     argument_spec = dict(version=dict(type="str", default="heads"))
 
     def run(self):

@@ -41,9 +41,13 @@ def test_expand_and_contract_rebuild_images_through_a_copy(make_database):
     phases.run(db.engine, "sync", version="mitaka02")
     expected = seed_pre_ocata(db, IMAGES)
     seen = _copy_statements(db)
+    copies = {}
     for phase in ("expand", "migrate", "contract"):
-        phases.run(db.engine, phase)
+        copies[phase] = phases.run(db.engine, phase).table_copies
         assert _leftovers(db) == []
+    assert [(c["table"], c["rows"]) for c in copies["expand"] + copies["contract"]] == [("images", IMAGES)] * 2
+    assert "MODIFY is_public" in copies["expand"][0]["alter"] and "visibility_image_idx" in copies["expand"][0]["alter"]
+    assert copies["migrate"] == []
     renames = [s for s in seen if s[0].upper() == "RENAME"]
     # expand: the visibility index and is_public NULL-able in one copy; contract: visibility NOT NULL
     assert len(renames) == 2, seen

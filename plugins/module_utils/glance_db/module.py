@@ -49,6 +49,8 @@ class GlanceDbModule(object):
     # A phase module first asks the driver alone whether there is anything to
     # do, and connects through SQLAlchemy only when there is (run_phase).
     settles_directly = False
+    # expand and contract: the result names the tables rebuilt through a shadow copy.
+    returns_table_copies = False
 
     def __init__(self):
         spec = connection_argument_spec()
@@ -110,6 +112,8 @@ class GlanceDbModule(object):
             data_migrations=outcome.migrated,
             glance_db=outcome.after,
         )
+        if self.returns_table_copies:
+            result["table_copies"] = outcome.table_copies
         if self.ansible._diff:
             result["diff"] = dict(before=_version_text(outcome.before),
                                   after=_version_text(outcome.after if not self.ansible.check_mode

@@ -48,7 +48,7 @@ class Plan(object):
 
 
 class Outcome(object):
-    def __init__(self, plan, before, after, applied_revisions, migrated, warnings=()):
+    def __init__(self, plan, before, after, applied_revisions, migrated, warnings=(), table_copies=()):
         self.plan = plan
         self.msg = None  # set by run(): see message()
         self.warnings = list(dict.fromkeys(warnings))  # once each: a table may be altered often
@@ -56,6 +56,7 @@ class Outcome(object):
         self.after = after
         self.applied_revisions = applied_revisions
         self.migrated = migrated  # [{"name", "migrated", "remaining"(, "flow_control" on Galera)}]
+        self.table_copies = list(table_copies)  # [{"table", "alter", "rows", "batches", "seconds"}]
 
     @property
     def changed(self):
@@ -344,7 +345,8 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
     after_state = db_state.read(engine)
     for item in migrated:
         item["remaining"] = after_state.pending.get(item["name"], 0)
-    return Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings)
+    return Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings,
+                   runner.table_copies)
 
 
 DEFAULT_BATCH_SIZE = 5000

@@ -67,6 +67,11 @@ class Runner(object):
             conn.commit()  # end the transaction the SET began; the caller begins its own
         return conn
 
+    @property
+    def table_copies(self):
+        """The large tables rebuilt through a shadow copy so far (MySQL, online)."""
+        return self.online_ddl.copy.copies if self.online_ddl.copy else []
+
     def apply_revision(self, revision_id, applied):
         """Apply one revision in its own transaction; return the new applied set."""
         with self._begin() as conn:
