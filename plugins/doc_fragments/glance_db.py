@@ -62,8 +62,9 @@ options:
     default: 60
   ddl_lock_wait_timeout:
     description:
-      - On MySQL/MariaDB, the session C(lock_wait_timeout) in seconds for schema changes, so a change waiting
-        for a metadata lock cannot hold application queries for long.
+      - On MySQL/MariaDB, the session C(lock_wait_timeout) in seconds for schema changes (and
+        C(innodb_lock_wait_timeout), 2 at most), so a change waiting for a metadata lock or a table lock cannot
+        hold application queries for long; it is retried after a pause.
     type: int
     default: 10
   mysql_datadir:

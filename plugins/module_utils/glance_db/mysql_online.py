@@ -151,7 +151,7 @@ class OnlineDDL(object):
         self.resumed = []  # statements found already done by an interrupted run
         # Online: a large table's rebuild or index build through a shadow copy (table_copy.py).
         self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep) if copy else None
-        self._queued = None  # (connection, table, [ALTER clauses]) for the copy
+        self._queued = None  # (connection, table, [(ALTER clause, rebuilds, plain run)])
 
     def _ddl(self, connection, sql):
         return self._with_retry(lambda: connection.exec_driver_sql(sql))
@@ -165,45 +165,54 @@ class OnlineDDL(object):
                 construct = sa.text(construct)
             ddl = isinstance(construct, sa.schema.ExecutableDDLElement)
             sql = str(construct.compile(dialect=context.dialect)) if ddl else None
-            rebuild = ddl and self.copy and alteration(sql)
-            if rebuild and self._queue_copy(impl.connection, *rebuild):
+
+            def plain():
+                if not ddl or _online_form(sql) is None:
+                    return self._run(construct, lambda: self._with_retry(
+                        lambda: original(construct, *args, **kwargs)))
+                return self._plain_online(impl.connection, construct, sql)
+
+            change = ddl and self.copy and alteration(sql)
+            if change and self._queue(impl.connection, change, plain):
                 return None
-            self.flush()  # a queued copy runs before any other statement
-            if not ddl:
-                return self._run(construct, lambda: self._with_retry(
-                    lambda: original(construct, *args, **kwargs)))
-            online = _online_form(sql)
-            if online is None:
-                return self._run(construct, lambda: self._with_retry(
-                    lambda: original(construct, *args, **kwargs)))
-            altered = ALTER_TABLE.match(online)
-            if self.hold and altered:
-                hold = self.hold.holding(altered.group(1), self.warn)
-            else:
-                hold = contextlib.nullcontext()
-            with hold:
-                return self._run(construct, lambda: self._online(impl.connection, online, sql))
+            self.flush()  # what is queued runs before any other statement
+            return plain()
 
         impl._exec = execute
 
-    def _queue_copy(self, connection, table, clause):
-        """Queue a large table's change for its shadow copy; True when queued. Changes of
-        one table that follow one another share one copy (one pass over the rows, one swap)."""
-        if self._queued and self._queued[1] == table:
-            self._queued[2].append(clause)
-            return True
-        if not self.copy.wanted(connection, table):
-            return False
-        self.flush()
-        self._queued = (connection, table, [clause])
+    def _plain_online(self, connection, construct, sql):
+        """A DDL statement the plain way: LOCK=NONE, its table's file held with mysql_datadir."""
+        online = _online_form(sql)
+        altered = ALTER_TABLE.match(online)
+        hold = self.hold.holding(altered.group(1), self.warn) if self.hold and altered else contextlib.nullcontext()
+        with hold:
+            return self._run(construct, lambda: self._online(connection, online, sql))
+
+    def _queue(self, connection, change, plain):
+        """Queue a change of a large table; True when queued. The changes of one table that
+        follow one another wait together: if one of them needs a shadow copy (a rebuild, an
+        index build), they all go into one copy (one pass over the rows, one swap, and no
+        statement of theirs holds the table); else each runs the plain way (``plain``)."""
+        table, clause, rebuilds = change
+        if not (self._queued and self._queued[1] == table):
+            if not self.copy.wanted(connection, table):
+                return False
+            self.flush()
+            self._queued = (connection, table, [])
+        self._queued[2].append((clause, rebuilds, plain))
         return True
 
     def flush(self):
-        """Run the queued copy, if any: before the next statement, and at the end of a revision."""
+        """Run what is queued: before the next statement, and at the end of a revision."""
         queued, self._queued = self._queued, None
-        if queued:
-            connection, table, clauses = queued
-            self.copy.rebuild(connection, table, ", ".join(clauses))
+        if not queued:
+            return
+        connection, table, changes = queued
+        if any(rebuilds for _clause, rebuilds, _plain in changes):
+            self.copy.rebuild(connection, table, ", ".join(clause for clause, _rebuilds, _plain in changes))
+            return
+        for _clause, _rebuilds, plain in changes:
+            plain()
 
     def discard(self):
         """Forget a queued copy (its revision failed before the end)."""

@@ -20,6 +20,7 @@ from .mysql_online import DEADLOCK, OnlineDDL, with_backoff
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"
+DDL_INNODB_LOCK_WAIT_SECONDS = 2
 
 
 def _version_table():
@@ -59,11 +60,18 @@ class Runner(object):
         self.online_ddl = OnlineDDL(warn or self.warnings.append, hold=tablespace_hold, copy=online,
                                     galera=galera)
 
-    def _begin(self):
+    def _begin(self, ddl=True):
         conn = self.engine.connect()
         if conn.dialect.name == "mysql" and self.ddl_lock_wait_timeout:
-            # Bound how long DDL may queue application queries behind a metadata lock.
+            # Bound how long DDL may queue application queries behind a metadata lock, and,
+            # for DDL, behind an InnoDB table lock too (shorter): an online ALTER's last step
+            # can wait for a writer's transaction that itself waits for the metadata lock
+            # behind the ALTER, a cycle neither lock's deadlock detection sees; this timeout
+            # breaks it, and the ALTER is retried after a pause (mysql_online.with_backoff).
             conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d" % self.ddl_lock_wait_timeout)
+            if ddl:
+                conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = %d" % min(
+                    self.ddl_lock_wait_timeout, DDL_INNODB_LOCK_WAIT_SECONDS))
             conn.commit()  # end the transaction the SET began; the caller begins its own
         return conn
 
@@ -147,7 +155,7 @@ class Runner(object):
         return with_backoff(batch, (DEADLOCK,), self.sleep)
 
     def _begin_batches(self):
-        conn = self._begin()
+        conn = self._begin(ddl=False)
         if conn.dialect.name == "mysql" and self._read_committed_allowed(conn):
             # In REPEATABLE READ, InnoDB locks (with gap locks) every row a batch's
             # subquery reads, e.g. image_members, holding the application's inserts
