@@ -164,3 +164,29 @@ def test_statements_the_copy_takes():
     # Not for a copy: constraints, several operations in one statement.
     assert alteration("ALTER TABLE images ADD CONSTRAINT fk FOREIGN KEY (x) REFERENCES y (id)") is None
     assert alteration("ALTER TABLE images MODIFY a INT, MODIFY b INT") is None
+
+
+def test_a_user_who_may_not_create_triggers_gets_the_plain_route_and_a_warning(make_database):
+    """Contract through a user without the TRIGGER privilege (offline-synced to Ocata's expand, so
+    no Ocata trigger is left to drop): the copy cannot keep itself in step, so the plain ALTER runs."""
+    db = make_database("mysql")
+    phases.run(db.engine, "sync", version="mitaka02")
+    expected = seed_pre_ocata(db, IMAGES)
+    phases.run(db.engine, "sync", version="ocata_expand01")  # offline: no triggers; data migrated
+    user = "nt_%s" % db.name[-10:]
+    grants = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES"  # no TRIGGER
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY 'pw'" % user)
+        conn.exec_driver_sql("GRANT %s ON %s.* TO '%s'@'127.0.0.1'" % (grants, db.name, user))
+    try:
+        engine = sa.create_engine(db.engine.url.set(username=user, password="pw"), poolclass=sa.pool.NullPool)
+        outcome = phases.run(engine, "contract", version="ocata_contract01")
+        engine.dispose()
+    finally:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP USER '%s'@'127.0.0.1'" % user)
+    assert outcome.table_copies == []
+    assert any("not through a shadow copy" in w and "TRIGGER" in w for w in outcome.warnings), outcome.warnings
+    assert _leftovers(db) == []
+    assert differences(db.engine, "mysql", "ocata_contract01") == ""
+    assert visibilities(db) == expected

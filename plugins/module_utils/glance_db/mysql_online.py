@@ -22,7 +22,7 @@ import time
 
 from .deps import sa
 from .errors import ConfigurationError
-from .table_copy import TableCopy, alteration
+from .table_copy import CopyRefused, TableCopy, alteration
 
 LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT: gave up waiting for a metadata lock
 DEADLOCK = 1213
@@ -209,8 +209,15 @@ class OnlineDDL(object):
             return
         connection, table, changes = queued
         if any(rebuilds for _clause, rebuilds, _plain in changes):
-            self.copy.rebuild(connection, table, ", ".join(clause for clause, _rebuilds, _plain in changes))
-            return
+            try:
+                self.copy.rebuild(connection, table, ", ".join(clause for clause, _rebuilds, _plain in changes))
+                return
+            except CopyRefused as exc:
+                self.warn("Table %s was changed by ALTER TABLE, which holds its writers while it runs, not "
+                          "through a shadow copy: the copy's triggers were refused (%s). Grant the user TRIGGER "
+                          "and, with binary logging, SUPER or log_bin_trust_function_creators=1, so that the "
+                          "next large change copies."
+                          % (table, exc))
         for _clause, _rebuilds, plain in changes:
             plain()
 

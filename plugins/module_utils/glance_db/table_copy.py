@@ -45,6 +45,13 @@ TRIGGER_PREFIX = "_glance_copy_"
 TRIGGER = TRIGGER_PREFIX + "%s_%s"  # event, table
 EVENTS = ("insert", "update", "delete")
 DEADLOCK = 1213
+# CREATE TRIGGER refused: binary logging without SUPER or log_bin_trust_function_creators
+# (1419), or no TRIGGER privilege (1142).
+TRIGGERS_REFUSED = (1419, 1142)
+
+
+class CopyRefused(Exception):
+    """The server would not let the copy keep itself in step; nothing of it is left."""
 
 # The statements a copy can take, each as an ALTER TABLE clause for the copy. Only
 # those that rebuild the table or build an index need one; the others (instant
@@ -136,7 +143,13 @@ class TableCopy(object):
             columns = [c for c in self._columns(conn, new) if c in set(self._columns(conn, table))]
             key = self._primary_key(conn, table)[0]
             for event in EVENTS:
-                self.run_ddl(conn, self._trigger(event, table, new, columns, key))
+                try:
+                    self.run_ddl(conn, self._trigger(event, table, new, columns, key))
+                except Exception as exc:  # sa.exc.DBAPIError; its code tells a refusal
+                    code = getattr(getattr(exc, "orig", None), "args", [None])[0]
+                    if code not in TRIGGERS_REFUSED:
+                        raise
+                    raise CopyRefused(str(getattr(exc, "orig", exc)))
             rows, batches = self._copy(conn, table, new, columns, key)
             self._point_foreign_keys(conn, table, new)
         except BaseException:
