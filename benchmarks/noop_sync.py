@@ -28,6 +28,14 @@ GOAL = 1.0 / 4
 UP_TO_DATE = "Database is up to date. No migrations needed."
 
 
+def psycopg3_note(entry):
+    """Ours with psycopg 3 beside the figures, where it ran (PostgreSQL)."""
+    if "ours_psycopg" not in entry:
+        return ""
+    seconds = entry["ours_psycopg"]["median"]
+    return ", with psycopg 3 %.2f s (x%.2f)" % (seconds, seconds / entry["glance"]["median"])
+
+
 def main():
     args = _lib.parse_args("No-op sync: glance_db_sync vs glance-manage db sync, up to date.",
                            repeats=7, smoke_repeats=1)
@@ -72,9 +80,7 @@ def main():
         "%s ours %.2f s, glance %.2f s (x%.2f, goal <= x%.2f %s)%s"
         % (engine, e["ours"]["median"], e["glance"]["median"], e["ratio_ours_to_glance"], GOAL,
            "met" if e["goal_met"] else "NOT met",
-           ", with psycopg 3 %.2f s (x%.2f)" % (e["ours_psycopg"]["median"],
-                                               e["ours_psycopg"]["median"] / e["glance"]["median"])
-           if "ours_psycopg" in e else "")
+           psycopg3_note(e))
         for engine, e in engines.items())
     _lib.finish(result, args.out, "noop_sync.json", line)
 

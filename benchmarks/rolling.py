@@ -477,7 +477,7 @@ def _other_nodes_leave():
         with open(os.path.join(base, "node%d" % node, "mariadbd.pid")) as handle:
             pid = int(handle.read().strip())
         os.kill(pid, signal.SIGTERM)
-        for _ in range(120):
+        for _attempt in range(120):
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:

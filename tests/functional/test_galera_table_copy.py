@@ -19,7 +19,7 @@ import galera
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id
-from test_galera import gdb, record, watchdog  # noqa: F401 (fixtures)
+from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unused-import
 
 pytestmark = pytest.mark.galera
 IMAGES = 20000

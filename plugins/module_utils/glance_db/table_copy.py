@@ -53,6 +53,7 @@ TRIGGERS_REFUSED = (1419, 1142)
 class CopyRefused(Exception):
     """The server would not let the copy keep itself in step; nothing of it is left."""
 
+
 # The statements a copy can take, each as an ALTER TABLE clause for the copy. Only
 # those that rebuild the table or build an index need one; the others (instant
 # anyway) join a copy that one of those needs in the same revision, and otherwise
