@@ -22,10 +22,9 @@ import time
 
 from .deps import sa
 from .errors import ConfigurationError
+from .retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
 from .table_copy import CopyRefused, TableCopy, alteration
 
-LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT: gave up waiting for a metadata lock
-DEADLOCK = 1213
 LOCK_NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
 # What a statement reports when a killed run already did it: MySQL commits each DDL
 # statement on its own, so a revision can stop between two of them. Only
@@ -38,31 +37,8 @@ ALREADY_DONE = {
     1091: "column or index already dropped",
     1359: "trigger exists",
 }
-RETRIES = 6
-FIRST_BACKOFF_SECONDS = 0.5
 HOLD_PREFIX = "#glance_db_hold."  # no .ibd suffix: the server never takes it for a table
 ALTER_TABLE = re.compile(r"\s*ALTER\s+TABLE\s+`?(\w+)`?", re.IGNORECASE)
-
-
-def _error_code(exc):
-    orig = getattr(exc, "orig", None)
-    args = getattr(orig, "args", None)
-    return args[0] if args else None
-
-
-def with_backoff(statement, retry_on, sleep):
-    """Run ``statement()``; when it fails with a MySQL error in ``retry_on``, wait
-    (FIRST_BACKOFF_SECONDS, doubling) and run it again, RETRIES times at most."""
-    delay = FIRST_BACKOFF_SECONDS
-    for attempt in range(RETRIES + 1):
-        try:
-            return statement()
-        except sa.exc.OperationalError as exc:
-            if _error_code(exc) not in retry_on or attempt == RETRIES:
-                raise
-            sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
 
 
 def _online_form(sql):
@@ -230,7 +206,7 @@ class OnlineDDL(object):
         try:
             return self._with_retry(lambda: connection.exec_driver_sql(online))
         except sa.exc.OperationalError as exc:
-            if _error_code(exc) not in LOCK_NOT_SUPPORTED:
+            if error_code(exc) not in LOCK_NOT_SUPPORTED:
                 raise
             self.warn("MySQL cannot run this change without blocking writes; it runs "
                       "with the table locked: %s" % sql.strip().splitlines()[0])
@@ -241,10 +217,10 @@ class OnlineDDL(object):
         try:
             return statement()
         except sa.exc.DBAPIError as exc:
-            if _error_code(exc) not in ALREADY_DONE:
+            if error_code(exc) not in ALREADY_DONE:
                 raise
             self.resumed.append("%s (%s)" % (
-                str(construct).strip().splitlines()[0], ALREADY_DONE[_error_code(exc)]))
+                str(construct).strip().splitlines()[0], ALREADY_DONE[error_code(exc)]))
             return None
 
     def _with_retry(self, statement):

@@ -16,7 +16,8 @@ from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
 from .flow_control import for_connection, pause_after_batch, record
 from .graph import GRAPH
-from .mysql_online import DEADLOCK, OnlineDDL, with_backoff
+from .mysql_online import OnlineDDL
+from .retry import DEADLOCK, with_backoff
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"

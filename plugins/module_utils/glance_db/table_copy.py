@@ -36,6 +36,7 @@ import re
 import time
 
 from .flow_control import for_connection, pause_after_batch
+from .retry import DEADLOCK, error_code, with_backoff
 
 MIN_ROWS = 10000
 BATCH_ROWS = 1000
@@ -44,7 +45,6 @@ OLD = "_glance_old_%s"
 TRIGGER_PREFIX = "_glance_copy_"
 TRIGGER = TRIGGER_PREFIX + "%s_%s"  # event, table
 EVENTS = ("insert", "update", "delete")
-DEADLOCK = 1213
 # CREATE TRIGGER refused: binary logging without SUPER or log_bin_trust_function_creators
 # (1419), or no TRIGGER privilege (1142).
 TRIGGERS_REFUSED = (1419, 1142)
@@ -141,14 +141,14 @@ class TableCopy(object):
             if self._definition(conn, new) == before:  # e.g. a resumed run: the table has it already
                 self.run_ddl(conn, "DROP TABLE `%s`" % new)
                 return
-            columns = [c for c in self._columns(conn, new) if c in set(self._columns(conn, table))]
+            kept = set(self._columns(conn, table))
+            columns = [c for c in self._columns(conn, new) if c in kept]
             key = self._primary_key(conn, table)[0]
             for event in EVENTS:
                 try:
                     self.run_ddl(conn, self._trigger(event, table, new, columns, key))
                 except Exception as exc:  # sa.exc.DBAPIError; its code tells a refusal
-                    code = getattr(getattr(exc, "orig", None), "args", [None])[0]
-                    if code not in TRIGGERS_REFUSED:
+                    if error_code(exc) not in TRIGGERS_REFUSED:
                         raise
                     raise CopyRefused(str(getattr(exc, "orig", exc)))
             rows, batches = self._copy(conn, table, new, columns, key)
@@ -229,15 +229,13 @@ class TableCopy(object):
             while True:
                 pacing.before()
                 started = time.monotonic()
-                low = "" if after is None else "`%s` > %%s" % key
-                last = _scalar(batch_conn, "SELECT `{k}` FROM `{t}` {w} ORDER BY `{k}` LIMIT 1 OFFSET {o}".format(
-                    k=key, t=table, w="WHERE " + low if low else "", o=pacing.batch_size - 1),
-                    *([after] if after is not None else []))
+                where, params = ("`%s` > %%s" % key, [after]) if after is not None else ("1", [])
+                last = _scalar(batch_conn, "SELECT `%s` FROM `%s` WHERE %s ORDER BY `%s` LIMIT 1 OFFSET %d"
+                               % (key, table, where, key, pacing.batch_size - 1), *params)
                 batch_conn.rollback()
-                bounds = [b for b in (low, "`%s` <= %%s" % key if last is not None else "") if b]
-                params = [p for p in (after, last) if p is not None]
-                sql = copy.format(n=new, c=names, t=table, k=key, where=" AND ".join(bounds) or "1")
-                rows += self._batch(batch_conn, sql, params)
+                if last is not None:  # else the last batch: every row after ``after``
+                    where, params = where + " AND `%s` <= %%s" % key, params + [last]
+                rows += self._batch(batch_conn, copy.format(n=new, c=names, t=table, k=key, where=where), params)
                 batches += 1
                 if last is None:
                     return rows, batches
@@ -246,17 +244,12 @@ class TableCopy(object):
                 pause_after_batch(time.monotonic() - started, self.sleep)
 
     def _batch(self, conn, sql, params):
-        """One copy batch in its own transaction, run again after a deadlock (Galera: lost certification)."""
-        for attempt in range(8):
-            try:
-                with conn.begin():
-                    return conn.exec_driver_sql(sql, tuple(params)).rowcount
-            except Exception as exc:  # sa.exc.OperationalError; its code tells a deadlock
-                code = getattr(getattr(exc, "orig", None), "args", [None])[0]
-                if code != DEADLOCK or attempt == 7:
-                    raise
-                self.sleep(0.1 * 2 ** attempt)
-        raise AssertionError("unreachable")
+        """One copy batch in its own transaction, run again after a deadlock (Galera: lost
+        certification), as the data migration batches are."""
+        def batch():
+            with conn.begin():
+                return conn.exec_driver_sql(sql, tuple(params)).rowcount
+        return with_backoff(batch, (DEADLOCK,), self.sleep)
 
     def _point_foreign_keys(self, conn, source, target):
         """Point every foreign key that references ``source`` at ``target``, names kept."""
