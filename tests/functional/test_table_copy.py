@@ -190,3 +190,21 @@ def test_a_user_who_may_not_create_triggers_gets_the_plain_route_and_a_warning(m
     assert _leftovers(db) == []
     assert differences(db.engine, "mysql", "ocata_contract01") == ""
     assert visibilities(db) == expected
+
+
+def test_schema_changes_wait_for_an_innodb_lock_two_seconds_at_most(make_database):
+    """An online ALTER's last step can wait on an InnoDB lock for a writer that waits for the
+    ALTER's metadata lock, a cycle no deadlock detector sees: DDL sessions bound that wait."""
+    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.runner import (
+        DDL_INNODB_LOCK_WAIT_SECONDS, Runner,
+    )
+    db = make_database("mysql")
+    runner = Runner(db.engine, online=True, ddl_lock_wait_timeout=10)
+    server_default = db.scalar("SELECT @@global.innodb_lock_wait_timeout")
+    with runner._begin() as ddl:
+        assert ddl.exec_driver_sql("SELECT @@session.innodb_lock_wait_timeout, @@session.lock_wait_timeout").one() \
+            == (DDL_INNODB_LOCK_WAIT_SECONDS, 10)
+    # Data migration batches keep the server's row-lock wait, also on a connection the pool
+    # hands back from a DDL session.
+    with runner._begin_batches() as batches:
+        assert batches.exec_driver_sql("SELECT @@session.innodb_lock_wait_timeout").scalar() == server_default

@@ -68,11 +68,11 @@ class Runner(object):
             # for DDL, behind an InnoDB table lock too (shorter): an online ALTER's last step
             # can wait for a writer's transaction that itself waits for the metadata lock
             # behind the ALTER, a cycle neither lock's deadlock detection sees; this timeout
-            # breaks it, and the ALTER is retried after a pause (mysql_online.with_backoff).
-            conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d" % self.ddl_lock_wait_timeout)
-            if ddl:
-                conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = %d" % min(
-                    self.ddl_lock_wait_timeout, DDL_INNODB_LOCK_WAIT_SECONDS))
+            # breaks it, and the ALTER is retried after a pause (retry.with_backoff).
+            # Set either way: the pool may hand a DDL session's connection to the batches.
+            conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d, innodb_lock_wait_timeout = %s" % (
+                self.ddl_lock_wait_timeout,
+                min(self.ddl_lock_wait_timeout, DDL_INNODB_LOCK_WAIT_SECONDS) if ddl else "DEFAULT"))
             conn.commit()  # end the transaction the SET began; the caller begins its own
         return conn
 

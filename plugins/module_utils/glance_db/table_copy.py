@@ -223,7 +223,9 @@ class TableCopy(object):
         after = None
         with conn.engine.connect() as batch_conn:
             # No gap locks: the application's inserts between two keys of a batch need not wait.
+            # The server's row-lock wait, not the DDL sessions' short one (the pool may hand one over).
             batch_conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            batch_conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
             batch_conn.commit()
             pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
             while True:
