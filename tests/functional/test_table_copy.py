@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions import visibility
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata, visibilities
 
@@ -46,26 +48,33 @@ def test_expand_and_contract_rebuild_images_through_a_copy(make_database):
     for phase in ("expand", "migrate", "contract"):
         copies[phase] = phases.run(db.engine, phase).table_copies
         assert _leftovers(db) == []
-    assert [(c["table"], c["rows"]) for c in copies["expand"] + copies["contract"]] == [("images", IMAGES)] * 2
-    # expand: visibility added, indexed, is_public NULL-able; contract: the index and is_public dropped,
-    # visibility NOT NULL; each phase's changes of images in one copy
-    assert [c["alter"].split()[0] for c in copies["expand"]] == ["ADD"], copies
-    assert "MODIFY is_public" in copies["expand"][0]["alter"] and "visibility_image_idx" in copies["expand"][0]["alter"]
+        if phase == "expand":  # Glance's Ocata triggers are back, under their names, bodies unchanged
+            assert differences(db.engine, "mysql", "online_expand_from_mitaka02") == ""
+    assert [(c["table"], c["rows"]) for c in copies["expand"] + copies["contract"]] == [("images", IMAGES)] * 4
+    # expand: Ocata's visibility added, indexed, is_public NULL-able; Rocky's two indexes, each
+    # with Ocata's triggers carried across; contract: the index and is_public dropped, visibility
+    # NOT NULL; each revision's changes of images in one copy
+    alters = [c["alter"] for c in copies["expand"]]
+    assert "MODIFY is_public" in alters[0] and "visibility_image_idx" in alters[0], alters
+    assert "os_hidden_image_idx" in alters[1] and "os_hash_value_image_idx" in alters[2], alters
     assert "DROP COLUMN IF EXISTS is_public" in copies["contract"][0]["alter"]
     assert copies["migrate"] == []
     renames = [s for s in seen if s[0].upper() == "RENAME"]
-    assert len(renames) == 2, seen
+    assert len(renames) == 4, seen
     assert differences(db.engine, "mysql", HEAD) == ""
     assert visibilities(db) == expected
 
 
 def test_writes_during_the_copy_are_kept(make_database):
-    """Inserts (with child rows), updates and deletes while expand copies images."""
+    """Inserts (with child rows), updates and deletes while expand copies images three times, the
+    last two with Glance's Ocata triggers carried across: release N-1 writes (is_public) and N
+    writes (visibility) get the other column from the triggers before, during and after each swap."""
     db = make_database("mysql")
     phases.run(db.engine, "sync", version="mitaka02")
-    seed_pre_ocata(db, IMAGES)
+    public_now = dict((i, visibility == "public") for i, visibility in seed_pre_ocata(db, IMAGES).items())
     stop = threading.Event()
-    written = {"inserted": [], "updated": [], "deleted": [], "deadlocks": 0}
+    written = {"inserted": [], "updated": [], "deleted": [], "deadlocks": 0,
+               "derived": {}}  # id -> (is_public, visibility) the triggers must have given it
 
     errors = []
 
@@ -96,6 +105,19 @@ def test_writes_during_the_copy_are_kept(make_database):
                             ("INSERT INTO image_properties (image_id, name, value, created_at, deleted) "
                              "VALUES (:i, 'k', 'v', CURRENT_TIMESTAMP, 0)", dict(i=image_id(n))))
                     written["inserted"].append(image_id(n))
+                    if ocata_triggers(conn):
+                        written["derived"][image_id(n)] = (1, "public")
+                        # Release N: visibility only; and N-1 flipping is_public of an old image.
+                        n += 1
+                        retried(conn, ("INSERT INTO images (id, name, size, status, visibility, created_at, "
+                                       "deleted, min_disk, min_ram, protected) VALUES (:id, 'n', 1, 'active', "
+                                       "'community', CURRENT_TIMESTAMP, 0, 0, 0, 0)", dict(id=image_id(n))))
+                        written["inserted"].append(image_id(n))
+                        written["derived"][image_id(n)] = (0, "community")
+                        flipped = image_id(IMAGES // 2 + n % 1000)
+                        public = public_now[flipped] = not public_now[flipped]  # a change: the trigger acts
+                        retried(conn, ("UPDATE images SET is_public = :p WHERE id = :id", dict(p=public, id=flipped)))
+                        written["derived"][flipped] = (int(public), "public" if public else "shared")
                     old = image_id(n % IMAGES)
                     retried(conn, ("UPDATE images SET name = :name WHERE id = :id", dict(name="renamed-%d" % n, id=old)))
                     written["updated"].append((old, "renamed-%d" % n))
@@ -126,6 +148,75 @@ def test_writes_during_the_copy_are_kept(make_database):
     assert db.scalar("SELECT COUNT(*) FROM images") == IMAGES + len(written["inserted"]) - len(
         set(written["deleted"]))
     assert _leftovers(db) == []
+    assert len(written["derived"]) > 10  # the writer ran through the copies with triggers
+    columns = dict((row[0], (row[1], row[2])) for row in db.rows("SELECT id, is_public, visibility FROM images"))
+    assert {i: columns.get(i) for i in written["derived"]} == written["derived"]
+    # The copied rows keep their NULL visibility for the data migration.
+    untouched = set(image_id(n) for n in range(IMAGES)) - set(written["derived"]) - set(written["deleted"])
+    assert set(columns[i][1] for i in untouched) == {None}
+
+
+def ocata_triggers(conn):
+    """Whether Glance's Ocata triggers (or the copy's stand-ins) are on images."""
+    with conn.begin():
+        return conn.exec_driver_sql("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = "
+                                    "DATABASE() AND ACTION_TIMING = 'BEFORE'").scalar() > 0
+
+
+def test_a_copy_stopped_after_its_swap_gets_glances_triggers_back(make_database):
+    """A run stopped between the swap and the triggers' return leaves stand-ins only: the
+    next phase, whichever it is, gives images Glance's triggers back before anything else."""
+    db = make_database("mysql")
+    phases.run(db.engine, "sync", version="mitaka02")
+    expected = seed_pre_ocata(db, IMAGES)
+    phases.run(db.engine, "expand")
+    with db.engine.begin() as conn:
+        for name in ("insert_visibility", "update_visibility"):
+            conn.exec_driver_sql(visibility.create_trigger(name, name=table_copy.STAND_IN % name, stand_in=True))
+            conn.exec_driver_sql("DROP TRIGGER %s" % name)
+    assert differences(db.engine, "mysql", "online_expand_from_mitaka02") != ""
+    outcome = phases.run(db.engine, "migrate")  # no copy, no revision: the leftovers go all the same
+    assert outcome.table_copies == []
+    assert _leftovers(db) == []
+    assert differences(db.engine, "mysql", "online_expand_from_mitaka02") == ""
+    phases.run(db.engine, "contract")
+    assert differences(db.engine, "mysql", HEAD) == ""
+    assert visibilities(db) == expected
+
+
+def test_a_copy_that_loses_its_connection_fails_with_the_drivers_error_and_a_rerun_completes(make_database):
+    """The server drops the DDL session mid-copy (as when its node dies): the run fails with the
+    driver's error, which the modules turn into one clear msg naming the server, not with an
+    error of the clearing that follows on a dead connection; the next run completes."""
+    db = make_database("mysql")
+    phases.run(db.engine, "sync", version="mitaka02")
+    expected = seed_pre_ocata(db, IMAGES)
+    killer = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    ddl_session, batches = [], []
+
+    def kill_the_ddl_session(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("CREATE TABLE `_glance_new_images`"):
+            ddl_session.append(cursor.connection.thread_id())
+        elif statement.startswith("INSERT INTO `_glance_new_images`"):  # a batch
+            batches.append(statement)
+            if len(batches) == 3:
+                with killer.connect() as other:
+                    other.exec_driver_sql("KILL %d" % ddl_session[-1])
+
+    sa.event.listen(db.engine, "before_cursor_execute", kill_the_ddl_session)
+    try:
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            phases.run(db.engine, "expand")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", kill_the_ddl_session)
+        killer.dispose()
+    assert raised.value.orig.args[0] in (2006, 2013), raised.value
+    assert _leftovers(db) != []  # nothing could clear them on the lost connection
+    for phase in ("expand", "migrate", "contract"):
+        phases.run(db.engine, phase)
+    assert _leftovers(db) == []
+    assert differences(db.engine, "mysql", HEAD) == ""
+    assert visibilities(db) == expected
 
 
 def test_a_stopped_copy_is_cleared_by_the_next_run(make_database):

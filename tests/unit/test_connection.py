@@ -92,3 +92,27 @@ def test_unknown_or_misspelt_driver_is_refused_naming_the_available_ones(written
 def test_unsupported_database_is_named():
     with pytest.raises(ConfigurationError, match="Unsupported database 'oracle'"):
         connection.resolve_url("oracle://u@h/glance")
+
+
+def test_an_error_raised_while_handling_a_lost_connection_is_reported_as_the_lost_connection():
+    """SQLAlchemy refuses a statement on a connection the server dropped (PendingRollbackError):
+    the module reports the driver's error behind it, which names the server and the next step."""
+    import sqlalchemy as sa
+
+    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import _database_error_behind
+
+    class Lost(Exception):
+        pass
+
+    lost = sa.exc.OperationalError("SELECT 1", None, Lost(2013, "Lost connection to MySQL server during query"))
+    try:
+        try:
+            raise lost
+        except sa.exc.OperationalError:
+            raise sa.exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back.")
+    except sa.exc.PendingRollbackError as secondary:
+        assert _database_error_behind(secondary) is lost
+    url = sa.engine.make_url("mysql+pymysql://glance:secret@127.0.0.1:4307/glance")
+    msg = connection.describe_db_error(lost, url)
+    assert "127.0.0.1:4307 stopped answering" in msg and "secret" not in msg
+    assert _database_error_behind(ValueError("no database here")) is None

@@ -176,6 +176,11 @@ class GlanceDbModule(object):
         except sa.exc.DBAPIError as exc:
             self.fail(db_connection.describe_db_error(exc, self.engine.url))
         except Exception as exc:  # anything else still gets one readable, redacted line
+            behind = _database_error_behind(exc)
+            if behind is not None and self.engine is not None:
+                # e.g. SQLAlchemy refusing a statement on a connection the server dropped
+                # (PendingRollbackError): the driver's error that dropped it says what happened.
+                self.fail(db_connection.describe_db_error(behind, self.engine.url))
             first_line = (str(exc).strip().splitlines() or [""])[0]
             self.fail("Unexpected error: %s: %s" % (type(exc).__name__, first_line),
                       exception=traceback.format_exc())
@@ -186,6 +191,18 @@ class GlanceDbModule(object):
     def fail(self, msg, **extra):
         extra = dict((k, self.redact(v)) for k, v in extra.items())
         self.ansible.fail_json(msg=self.redact(msg), **extra)
+
+
+def _database_error_behind(exc):
+    """The driver error that ``exc`` was raised while handling, if any (the first one)."""
+    found = None
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sa.exc.DBAPIError):
+            found = exc
+        exc = exc.__cause__ or exc.__context__
+    return found
 
 
 def _redacted(value, redact):

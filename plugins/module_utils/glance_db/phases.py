@@ -332,6 +332,7 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
             hold.clear_leftovers()
         runner = Runner(engine, online=phase != "sync", galera=current.galera is not None,
                         ddl_lock_wait_timeout=ddl_lock_wait_timeout, tablespace_hold=hold)
+        runner.clear_copy_leftovers()
         applied = runner.apply_revisions(plan.revisions, current.applied)
         done = list(plan.revisions)
         migrated = []

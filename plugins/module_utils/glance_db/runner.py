@@ -76,6 +76,12 @@ class Runner(object):
             conn.commit()  # end the transaction the SET began; the caller begins its own
         return conn
 
+    def clear_copy_leftovers(self):
+        """Clear what a stopped shadow copy left (MySQL, online), before this run changes anything."""
+        if self.engine.dialect.name == "mysql" and self.online_ddl.copy:
+            with self._begin() as conn:
+                self.online_ddl.copy.clear_all_leftovers(conn)
+
     @property
     def table_copies(self):
         """The large tables rebuilt through a shadow copy so far (MySQL, online)."""

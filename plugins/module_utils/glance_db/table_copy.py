@@ -21,13 +21,21 @@ expand or contract takes this route instead (the pt-online-schema-change one):
    copy to the table's name);
 6. the old copy is dropped, with the triggers (they left with it).
 
+A table's own triggers (Glance's Ocata ones, on images between ocata_expand01 and
+ocata_contract01) would leave with the old copy too. They are carried across:
+just before the swap the copy gets a stand-in of each (revisions/visibility.py:
+the same derivations, never refusing), which keeps release N-1 and N writes in
+step from the swap on; after it, Glance's trigger is created again under its own
+name, to run before the stand-in (PRECEDES), and the stand-in is dropped. While
+both run, the stand-in finds the row Glance's trigger completed and changes
+nothing. The stand-ins come after the rows are copied: a copied row keeps its
+NULL visibility for the data migration, which a stand-in would have set.
+
 What is left is what the ALTER alone gives: the same columns, indexes and
 constraint names, so parity holds. A run stopped part-way leaves a copy
 behind: the next one removes it first (it holds the migration lock).
 
-Not taken for a table with triggers of its own (Glance's Ocata triggers
-between ocata_expand01 and ocata_contract01): they would leave with the old
-copy at the swap. Those statements keep the plain route.
+Not taken for a table with triggers of its own other than those.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import time
 
 from .flow_control import for_connection, pause_after_batch
 from .retry import DEADLOCK, error_code, with_backoff
+from .revisions.visibility import TRIGGER_NAMES as CARRIED_TRIGGERS, create_trigger
 
 MIN_ROWS = 10000
 BATCH_ROWS = 1000
@@ -44,6 +53,7 @@ NEW = "_glance_new_%s"
 OLD = "_glance_old_%s"
 TRIGGER_PREFIX = "_glance_copy_"
 TRIGGER = TRIGGER_PREFIX + "%s_%s"  # event, table
+STAND_IN = "_glance_carry_%s"  # a carried trigger's stand-in during the swap
 EVENTS = ("insert", "update", "delete")
 # CREATE TRIGGER refused: binary logging without SUPER or log_bin_trust_function_creators
 # (1419), or no TRIGGER privilege (1142).
@@ -119,15 +129,13 @@ class TableCopy(object):
         self.copies = []  # {"table", "alter", "rows", "seconds", "batches"} per copy made
 
     def wanted(self, conn, table):
-        """Whether ``table`` is large enough, has a one-column primary key and no triggers of its own."""
+        """Whether ``table`` is large enough, has a one-column primary key and no triggers
+        of its own but those a copy carries across."""
         rows = _scalar(conn, "SELECT COUNT(*) FROM (SELECT 1 FROM `%s` LIMIT %d) AS t" % (table, self.min_rows))
         if rows < self.min_rows:  # counted up to min_rows, no further
             return False
-        triggers = [name for name in _names(
-            conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
-                  "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = %s", table)
-            if not name.startswith(TRIGGER_PREFIX)]
-        return not triggers and len(self._primary_key(conn, table)) == 1
+        uncarried = set(self._own_triggers(conn, table)) - set(CARRIED_TRIGGERS)
+        return not uncarried and len(self._primary_key(conn, table)) == 1
 
     def rebuild(self, conn, table, clause):
         """ALTER TABLE ``table`` ``clause`` through a shadow copy."""
@@ -153,13 +161,39 @@ class TableCopy(object):
                     raise CopyRefused(str(getattr(exc, "orig", exc)))
             rows, batches = self._copy(conn, table, new, columns, key)
             self._point_foreign_keys(conn, table, new)
+            for name in self._own_triggers(conn, table):
+                self.run_ddl(conn, create_trigger(name, table=new, name=STAND_IN % name, stand_in=True))
         except BaseException:
-            self.clear_leftovers(conn, table)
+            self._clear_after_failure(conn, table)
             raise
         self.run_ddl(conn, "RENAME TABLE `%s` TO `%s`, `%s` TO `%s`" % (table, old, new, table))
         self._drop_old(conn, table)
+        self._restore_carried(conn, table)
         self.copies.append({"table": table, "alter": clause, "rows": rows, "batches": batches,
                             "seconds": round(time.monotonic() - started, 2)})
+
+    def _clear_after_failure(self, conn, table):
+        """Clear a failed copy's leftovers where the connection still works. Where it does not
+        (the node died or froze: the error being raised says so), the next run clears them
+        (clear_all_leftovers): a clearing's own error must not hide the first one."""
+        if conn.invalidated:
+            return
+        try:
+            self.clear_leftovers(conn, table)
+        except Exception:  # pylint: disable=broad-except
+            pass
+
+    def clear_all_leftovers(self, conn):
+        """Clear what any stopped copy left, whichever table it was of: a run resumed
+        later need not copy that table again (the caller holds the migration lock)."""
+        like = [prefix.replace("_", "\\_") + "%" for prefix in (NEW % "", OLD % "")]
+        found = _names(conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                             "AND (TABLE_NAME LIKE %s OR TABLE_NAME LIKE %s)", *like)
+        like = [prefix.replace("_", "\\_") + "%" for prefix in (TRIGGER_PREFIX, STAND_IN % "")]
+        found += _names(conn, "SELECT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = "
+                              "DATABASE() AND (TRIGGER_NAME LIKE %s OR TRIGGER_NAME LIKE %s)", *like)
+        for table in sorted(set(re.sub(r"^_glance_(new|old)_", "", name) for name in found)):
+            self.clear_leftovers(conn, table)
 
     def clear_leftovers(self, conn, table):
         """Remove what a stopped copy of ``table`` left: triggers, the copy (its children
@@ -174,9 +208,31 @@ class TableCopy(object):
             self._point_foreign_keys(conn, new, table)
             self.run_ddl(conn, "DROP TABLE `%s`" % new)
         self._drop_old(conn, table)
+        self._restore_carried(conn, table)
+
+    def _restore_carried(self, conn, table):
+        """After the swap: each stand-in on ``table`` makes way for Glance's own trigger,
+        created first so that a write never meets the table without one of them."""
+        triggers = self._triggers(conn, table)
+        for stand_in in [name for name in triggers if name.startswith(STAND_IN % "")]:
+            name = stand_in[len(STAND_IN % ""):]
+            if name not in triggers:
+                self.run_ddl(conn, create_trigger(name, table=table, precedes=stand_in))
+            self.run_ddl(conn, "DROP TRIGGER `%s`" % stand_in)
+
+    def _own_triggers(self, conn, table):
+        """The triggers on ``table`` that are not the copy's own (nor stand-ins)."""
+        return [name for name in self._triggers(conn, table)
+                if not name.startswith((TRIGGER_PREFIX, STAND_IN % ""))]
+
+    @staticmethod
+    def _triggers(conn, table):
+        return _names(conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+                            "EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = %s ORDER BY TRIGGER_NAME",
+                      table)
 
     def _drop_old(self, conn, table):
-        """Drop the table's old copy after a swap; its triggers (the copy's) go with it."""
+        """Drop the table's old copy after a swap; its triggers (the copy's, Glance's) go with it."""
         if self._exists(conn, OLD % table):
             self.run_ddl(conn, "DROP TABLE `%s`" % (OLD % table))
 
@@ -281,4 +337,5 @@ class TableCopy(object):
                                    "ALGORITHM=INPLACE, LOCK=NONE" % (child, name, ", ".join(columns), target,
                                                                      ", ".join(referenced), rules))
         finally:
-            conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+            if not conn.invalidated:  # a lost connection takes its session settings with it
+                conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
