@@ -96,7 +96,7 @@ def _cases(made, users, files):
         ("unknown driver", "sync", {"connection": "oracle://glance:%s@127.0.0.1/glance" % ENC}, {},
          "Unsupported database"),
         ("unreachable host", "sync", {"connection": "mysql+pymysql://glance:%s@127.0.0.1:1/glance" % ENC},
-         {}, "server is running"),
+         {}, "server at 127.0.0.1:1 is running"),
         ("wrong password", "sync", {"connection": _mysql_url(my, users["mitaka"], WRONG_PASSWORD)}, {},
          "check the user name and password"),
         ("missing database", "facts",

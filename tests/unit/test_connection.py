@@ -116,3 +116,18 @@ def test_an_error_raised_while_handling_a_lost_connection_is_reported_as_the_los
     msg = connection.describe_db_error(lost, url)
     assert "127.0.0.1:4307 stopped answering" in msg and "secret" not in msg
     assert _database_error_behind(ValueError("no database here")) is None
+
+
+def test_a_refused_connection_names_the_server():
+    """A node killed between two statements: the next connection is refused (2003), and the
+    msg must name that node, as for a connection lost mid-statement (2013)."""
+    import sqlalchemy as sa
+
+    class Refused(Exception):
+        pass
+
+    refused = sa.exc.OperationalError(None, None, Refused(
+        2003, "Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused)"))
+    url = sa.engine.make_url("mysql+pymysql://glance:secret@127.0.0.1:4607/glance")
+    msg = connection.describe_db_error(refused, url)
+    assert "the server at 127.0.0.1:4607 is running" in msg and "another node" in msg and "secret" not in msg

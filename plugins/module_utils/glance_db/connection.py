@@ -314,7 +314,9 @@ def describe_db_error(exc, url):
                 % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), ""), CONNECT_TIMEOUT))
     elif code in (2003, 2005) or "could not connect" in lower or "connection refused" in lower \
             or "failed to resolve" in lower or "name or service not known" in lower:
-        hint = "check that the server is running and reachable from this host"
+        hint = ("check that the server at %s:%s is running and reachable from this host; on Galera, "
+                "another node can run the phase"
+                % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), "")))
     elif code == 1142 or "permission denied" in lower or "readonly database" in lower \
             or "read-only" in lower:
         hint = ("this database user may read but not change the schema: grant it all privileges "

@@ -174,7 +174,8 @@ class GlanceDbModule(object):
         except GlanceDbError as exc:
             self.fail(str(exc))
         except sa.exc.DBAPIError as exc:
-            self.fail(db_connection.describe_db_error(exc, self.engine.url))
+            # The first one: a reconnect refused after a lost connection says less than the loss.
+            self.fail(db_connection.describe_db_error(_database_error_behind(exc), self.engine.url))
         except Exception as exc:  # anything else still gets one readable, redacted line
             behind = _database_error_behind(exc)
             if behind is not None and self.engine is not None:
