@@ -291,6 +291,7 @@ def describe_db_error(exc, url):
     text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
     lower = text.lower()
     where = display_url(url)
+    server = "%s:%s" % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), ""))
     code = original.args[0] if getattr(original, "args", None) else None
     if code in (1044, 1049) or ("database" in lower and "does not exist" in lower):
         # 1044: the user may not use a database of that name (often: it does not exist)
@@ -300,23 +301,19 @@ def describe_db_error(exc, url):
     elif code == 1045 or "password authentication failed" in lower or "access denied" in lower:
         hint = "check the user name and password"
     elif code in (2006, 2013):  # the server went away or stopped answering mid-query
-        hint = ("the server at %s:%s stopped answering (killed, restarted or frozen; a query waits at "
+        hint = ("the server at %s stopped answering (killed, restarted or frozen; a query waits at "
                 "most read_timeout seconds): check that node; on Galera, run again through another "
-                "node, which completes the phase"
-                % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), "")))
+                "node, which completes the phase" % server)
     elif code == 1047:  # ER_UNKNOWN_COM_ERROR: a Galera node outside the Primary component
-        hint = ("this Galera node (%s:%s) is not part of the cluster's Primary component or not "
-                "Synced: run through another node, or wait until it has rejoined"
-                % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), "")))
+        hint = ("this Galera node (%s) is not part of the cluster's Primary component or not "
+                "Synced: run through another node, or wait until it has rejoined" % server)
     elif "timed out" in lower or "timeout expired" in lower:
-        hint = ("%s:%s did not answer within %d seconds: check the host name and port, that the server "
-                "is running, and that no firewall drops the connection"
-                % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), ""), CONNECT_TIMEOUT))
+        hint = ("%s did not answer within %d seconds: check the host name and port, that the server "
+                "is running, and that no firewall drops the connection" % (server, CONNECT_TIMEOUT))
     elif code in (2003, 2005) or "could not connect" in lower or "connection refused" in lower \
             or "failed to resolve" in lower or "name or service not known" in lower:
-        hint = ("check that the server at %s:%s is running and reachable from this host; on Galera, "
-                "another node can run the phase"
-                % (url.host, url.port or _DEFAULT_PORTS.get(_backend_of(url), "")))
+        hint = ("check that the server at %s is running and reachable from this host; on Galera, "
+                "another node can run the phase" % server)
     elif code == 1142 or "permission denied" in lower or "readonly database" in lower \
             or "read-only" in lower:
         hint = ("this database user may read but not change the schema: grant it all privileges "

@@ -173,14 +173,12 @@ class GlanceDbModule(object):
             self.ansible.fail_json(msg=missing_required_lib(exc.library))
         except GlanceDbError as exc:
             self.fail(str(exc))
-        except sa.exc.DBAPIError as exc:
-            # The first one: a reconnect refused after a lost connection says less than the loss.
-            self.fail(db_connection.describe_db_error(_database_error_behind(exc), self.engine.url))
         except Exception as exc:  # anything else still gets one readable, redacted line
+            # A driver error, or one raised while handling one (SQLAlchemy refusing a statement
+            # on a connection the server dropped, a reconnect refused after a lost connection):
+            # the first driver error says what happened.
             behind = _database_error_behind(exc)
             if behind is not None and self.engine is not None:
-                # e.g. SQLAlchemy refusing a statement on a connection the server dropped
-                # (PendingRollbackError): the driver's error that dropped it says what happened.
                 self.fail(db_connection.describe_db_error(behind, self.engine.url))
             first_line = (str(exc).strip().splitlines() or [""])[0]
             self.fail("Unexpected error: %s: %s" % (type(exc).__name__, first_line),
@@ -195,7 +193,8 @@ class GlanceDbModule(object):
 
 
 def _database_error_behind(exc):
-    """The driver error that ``exc`` was raised while handling, if any (the first one)."""
+    """The first driver error in ``exc``'s chain (``exc`` itself, or one it was raised while
+    handling), or None."""
     found = None
     seen = set()
     while exc is not None and id(exc) not in seen:
