@@ -33,10 +33,11 @@ pytestmark = pytest.mark.galera
 IMAGES = 30000
 BATCH = 500
 BASELINE_BATCHES = 12  # clean batches before node 3 slows down
-WINDOW_SECONDS = 5.0  # how long it stays slow
-HOLD_SECONDS, FREE_SECONDS = 0.8, 0.4  # its applier held, then free, in turn
+PAUSE_SECONDS = 2.0  # node 3 stays slow until the cluster has been paused this long
+WINDOW_SECONDS = 20.0  # or for this long at most
+HOLD_SECONDS, FREE_SECONDS = 1.5, 0.4  # its applier held, then free, in turn
 SLOW_NODE = 3
-FC_LIMIT = 2
+FC_LIMIT = 1
 
 
 class TimedStep(object):
@@ -64,12 +65,16 @@ class TimedStep(object):
 
 
 class SlowNode(threading.Thread):
-    """Once ``started`` is set, hold node 3's applier in pulses for WINDOW_SECONDS."""
+    """Once ``started`` is set, hold node 3's applier in pulses: until the cluster has been
+    paused PAUSE_SECONDS, the migration has ended (``ended``) or WINDOW_SECONDS have passed.
+    A fixed window was not enough on a loaded machine: batches came 3 times slower there,
+    fewer write sets queued behind each hold, and the cluster was paused only 0.2 s."""
 
-    def __init__(self, database, started):
+    def __init__(self, database, started, ended):
         super().__init__(daemon=True)
         self.database = database
         self.started = started
+        self.ended = ended
         self.window = None
 
     def run(self):
@@ -78,8 +83,9 @@ class SlowNode(threading.Thread):
         engine = sa.create_engine("%s/%s" % (galera.server(SLOW_NODE), self.database), isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
-                begin = time.monotonic()
-                while time.monotonic() - begin < WINDOW_SECONDS:
+                begin, paused_before = time.monotonic(), paused_on_node_1()
+                while (time.monotonic() - begin < WINDOW_SECONDS and not self.ended.is_set()
+                       and paused_on_node_1() - paused_before < PAUSE_SECONDS):
                     conn.exec_driver_sql("FLUSH TABLES images WITH READ LOCK")
                     time.sleep(HOLD_SECONDS)
                     conn.exec_driver_sql("UNLOCK TABLES")
@@ -87,6 +93,13 @@ class SlowNode(threading.Thread):
                 self.window = (begin, time.monotonic())
         finally:
             engine.dispose()
+
+
+def paused_on_node_1():
+    """Node 1's cumulative flow-control pause, in seconds."""
+    value = galera.admin(1, "SET STATEMENT wsrep_sync_wait = 0 FOR SHOW GLOBAL STATUS "
+                            "LIKE 'wsrep_flow_control_paused_ns'")[0][1]
+    return int(value) / 1e9
 
 
 class PausedSampler(threading.Thread):
@@ -138,9 +151,9 @@ def prepared(db):
 
 def migrate(db, monkeypatch, paced):
     """The Ocata migration through node 1 while node 3 slows down; its figures."""
-    batches, started = [], threading.Event()
+    batches, started, ended = [], threading.Event(), threading.Event()
     monkeypatch.setattr(ocata, "STEPS", tuple(TimedStep(step, batches, started) for step in ocata.STEPS))
-    slow, sampler = SlowNode(db.name, started), PausedSampler()
+    slow, sampler = SlowNode(db.name, started, ended), PausedSampler()
     slow.start()
     sampler.start()
     begin = time.monotonic()
@@ -155,6 +168,7 @@ def migrate(db, monkeypatch, paced):
         end = time.monotonic()
     finally:
         started.set()
+        ended.set()
         slow.join(60)
         sampler.stop.set()
         sampler.join(10)
@@ -200,7 +214,7 @@ def test_batches_back_off_under_flow_control_and_the_migration_completes(gdb, mo
         unpaced_db.drop()
     record("flow_control", dict(images=IMAGES, batch_size=BATCH, fc_limit_on_node3=FC_LIMIT,
                                 hold_seconds=HOLD_SECONDS, free_seconds=FREE_SECONDS,
-                                window_seconds=WINDOW_SECONDS, paced=paced, unpaced=unpaced))
+                                pause_seconds=PAUSE_SECONDS, window_seconds=WINDOW_SECONDS, paced=paced, unpaced=unpaced))
     assert provider_option(SLOW_NODE, "gcs.fc_limit") == fc_limit
 
     # Node 3 did pause the cluster, in both runs.
