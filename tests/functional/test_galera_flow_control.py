@@ -70,11 +70,12 @@ class SlowNode(threading.Thread):
     A fixed window was not enough on a loaded machine: batches came 3 times slower there,
     fewer write sets queued behind each hold, and the cluster was paused only 0.2 s."""
 
-    def __init__(self, database, started, ended):
+    def __init__(self, database, started, ended, sampler):
         super().__init__(daemon=True)
         self.database = database
         self.started = started
         self.ended = ended
+        self.sampler = sampler  # node 1's pause, as the figures read it
         self.window = None
 
     def run(self):
@@ -83,9 +84,10 @@ class SlowNode(threading.Thread):
         engine = sa.create_engine("%s/%s" % (galera.server(SLOW_NODE), self.database), isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
-                begin, paused_before = time.monotonic(), paused_on_node_1()
+                begin = time.monotonic()
+                paused_before = self.sampler.paused_at(begin)
                 while (time.monotonic() - begin < WINDOW_SECONDS and not self.ended.is_set()
-                       and paused_on_node_1() - paused_before < PAUSE_SECONDS):
+                       and self.sampler.paused_at(time.monotonic()) - paused_before < PAUSE_SECONDS):
                     conn.exec_driver_sql("FLUSH TABLES images WITH READ LOCK")
                     time.sleep(HOLD_SECONDS)
                     conn.exec_driver_sql("UNLOCK TABLES")
@@ -93,13 +95,6 @@ class SlowNode(threading.Thread):
                 self.window = (begin, time.monotonic())
         finally:
             engine.dispose()
-
-
-def paused_on_node_1():
-    """Node 1's cumulative flow-control pause, in seconds."""
-    value = galera.admin(1, "SET STATEMENT wsrep_sync_wait = 0 FOR SHOW GLOBAL STATUS "
-                            "LIKE 'wsrep_flow_control_paused_ns'")[0][1]
-    return int(value) / 1e9
 
 
 class PausedSampler(threading.Thread):
@@ -153,7 +148,8 @@ def migrate(db, monkeypatch, paced):
     """The Ocata migration through node 1 while node 3 slows down; its figures."""
     batches, started, ended = [], threading.Event(), threading.Event()
     monkeypatch.setattr(ocata, "STEPS", tuple(TimedStep(step, batches, started) for step in ocata.STEPS))
-    slow, sampler = SlowNode(db.name, started, ended), PausedSampler()
+    sampler = PausedSampler()
+    slow = SlowNode(db.name, started, ended, sampler)
     slow.start()
     sampler.start()
     begin = time.monotonic()
