@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 import galera
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, purge
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import flow_control, phases, purge
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.data_migrations import (
     ocata_migrate01_community_images as ocata,
 )
@@ -84,6 +84,7 @@ class SlowNode(threading.Thread):
         engine = sa.create_engine("%s/%s" % (galera.server(SLOW_NODE), self.database), isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
+                self.sampler.sampled.wait(10)  # a baseline of the cumulative counter, not 0
                 begin = time.monotonic()
                 paused_before = self.sampler.paused_at(begin)
                 while (time.monotonic() - begin < WINDOW_SECONDS and not self.ended.is_set()
@@ -103,6 +104,7 @@ class PausedSampler(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.samples = []
+        self.sampled = threading.Event()  # set once the first sample is in
         self.stop = threading.Event()
 
     def run(self):
@@ -110,10 +112,8 @@ class PausedSampler(threading.Thread):
         try:
             with engine.connect() as conn:
                 while not self.stop.is_set():
-                    value = conn.exec_driver_sql(
-                        "SET STATEMENT wsrep_sync_wait = 0 FOR SHOW GLOBAL STATUS "
-                        "LIKE 'wsrep_flow_control_paused_ns'").one()[1]
-                    self.samples.append((time.monotonic(), int(value) / 1e9))
+                    self.samples.append((time.monotonic(), flow_control.read_status(conn)[0]))
+                    self.sampled.set()
                     self.stop.wait(0.05)
         finally:
             engine.dispose()
@@ -150,8 +150,8 @@ def migrate(db, monkeypatch, paced):
     monkeypatch.setattr(ocata, "STEPS", tuple(TimedStep(step, batches, started) for step in ocata.STEPS))
     sampler = PausedSampler()
     slow = SlowNode(db.name, started, ended, sampler)
-    slow.start()
     sampler.start()
+    slow.start()
     begin = time.monotonic()
     try:
         if paced:
