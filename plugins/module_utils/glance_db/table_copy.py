@@ -45,6 +45,7 @@ import contextlib
 import re
 import time
 
+from .errors import GlanceDbError
 from .flow_control import for_connection, pause_after_batch
 from .retry import DEADLOCK, error_code, with_backoff
 from .revisions.visibility import TRIGGER_NAMES as CARRIED_TRIGGERS, create_trigger
@@ -67,10 +68,17 @@ EVENTS = ("insert", "update", "delete")
 # (1419), or no TRIGGER privilege (1142).
 TRIGGERS_REFUSED = (1419, 1142)
 LOCK_TABLES_REFUSED = (1044, 1142)  # no LOCK TABLES privilege on the database, or on a table
+NO_SUCH_TABLE = 1146
+NO_SUCH_TRIGGER = 1360
+REPAIR = "_glance_fix_%s"  # a table's name for a moment, to rewrite its triggers' name files
 
 
 class CopyRefused(Exception):
     """The server would not let the copy keep itself in step; nothing of it is left."""
+
+
+class LeftoverTrigger(GlanceDbError):
+    """A trigger of ours that the server keeps listing after it was dropped."""
 
 
 # The statements a copy can take, each as an ALTER TABLE clause for the copy. Only
@@ -207,17 +215,45 @@ class TableCopy(object):
     def clear_leftovers(self, conn, table):
         """Remove what a stopped copy of ``table`` left: triggers, the copy (its children
         pointed back at the table first), or the old copy after a swap. Only what
-        exists is dropped: on Galera every statement runs in isolation."""
+        exists is dropped: on Galera every statement runs in isolation. The copy's
+        triggers are confirmed gone before the copy they write to is dropped."""
         new = NEW % table
-        for trigger in _names(conn, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
-                                    "TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN (%s, %s, %s)",
-                              *[TRIGGER % (event, table) for event in EVENTS]):
-            self.run_ddl(conn, "DROP TRIGGER `%s`" % trigger)
+        self._drop_triggers(conn, table, [TRIGGER % (event, table) for event in EVENTS])
         if self._exists(conn, new):
             self._point_foreign_keys(conn, new, table)
             self.run_ddl(conn, "DROP TABLE `%s`" % new)
         self._drop_old(conn, table)
         self._restore_carried(conn, table)
+
+    def _drop_triggers(self, conn, table, names):
+        """Drop those of ``names`` that are on ``table``, and confirm they are gone.
+
+        With its disk full, MariaDB answers DROP TRIGGER with success, deletes the
+        trigger's name file and keeps the trigger in the table's trigger file: the
+        trigger still fires, and a later DROP TRIGGER answers 1360 (no such trigger).
+        A RENAME TABLE writes every name file of the table's triggers again, so the
+        drop can then succeed. A trigger still listed after that is reported, and
+        what it writes to is kept (dropping it would fail every write on the table)."""
+        for _attempt in range(2):  # the second for a drop answered with success and not done
+            listed = [name for name in self._triggers(conn, table) if name in names]
+            if not listed:
+                return
+            for name in listed:
+                try:
+                    self.run_ddl(conn, "DROP TRIGGER `%s`" % name)
+                except Exception as exc:  # sa.exc.DBAPIError; its code tells a lost name file
+                    if error_code(exc) != NO_SUCH_TRIGGER:
+                        raise
+                    self.run_ddl(conn, "RENAME TABLE `{t}` TO `{r}`, `{r}` TO `{t}`".format(
+                        t=table, r=REPAIR % table))
+                    self.run_ddl(conn, "DROP TRIGGER `%s`" % name)
+        still = [name for name in self._triggers(conn, table) if name in names]
+        if still:
+            raise LeftoverTrigger(
+                "The database server still lists %s on table %s after DROP TRIGGER, as MariaDB does "
+                "when its disk is full; what they write to is kept, so that the application's writes "
+                "go on. Free space in the server's data directory, then run the phase again: it "
+                "clears them first." % (", ".join(still), table))
 
     def _restore_carried(self, conn, table):
         """After the swap: each stand-in on ``table`` makes way for Glance's own trigger,
@@ -227,7 +263,7 @@ class TableCopy(object):
             name = stand_in[len(STAND_IN % ""):]
             if name not in triggers:
                 self.run_ddl(conn, create_trigger(name, table=table, precedes=stand_in))
-            self.run_ddl(conn, "DROP TRIGGER `%s`" % stand_in)
+        self._drop_triggers(conn, table, [name for name in triggers if name.startswith(STAND_IN % "")])
 
     def _own_triggers(self, conn, table):
         """The triggers on ``table`` that are not the copy's own (nor stand-ins)."""
@@ -271,13 +307,19 @@ class TableCopy(object):
         values = ", ".join("NEW.`%s`" % c for c in columns)
         updates = ", ".join("`%s` = VALUES(`%s`)" % (c, c) for c in columns)
         upsert = "INSERT INTO `%s` (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s" % (new, names, values, updates)
-        head = "CREATE TRIGGER `%s` AFTER %s ON `%s` FOR EACH ROW " % (TRIGGER % (event, table), event.upper(), table)
         if event == "insert":
-            return head + upsert
-        if event == "delete":
-            return head + "DELETE FROM `%s` WHERE `%s` = OLD.`%s`" % (new, key, key)
-        return head + ("BEGIN IF NOT (OLD.`{k}` <=> NEW.`{k}`) THEN DELETE FROM `{n}` WHERE `{k}` = OLD.`{k}`; "
-                       "END IF; {u}; END").format(k=key, n=new, u=upsert)
+            body = upsert
+        elif event == "delete":
+            body = "DELETE FROM `%s` WHERE `%s` = OLD.`%s`" % (new, key, key)
+        else:
+            body = ("IF NOT (OLD.`{k}` <=> NEW.`{k}`) THEN DELETE FROM `{n}` WHERE `{k}` = OLD.`{k}`; "
+                    "END IF; {u}").format(k=key, n=new, u=upsert)
+        # A copy that is gone (a stopped run's, cleared but for a trigger the server kept)
+        # must not fail the application's write; it is never swapped in, so nothing is
+        # missed. Only that error: any other (a full disk) still fails the write, as the
+        # table's own write would.
+        return ("CREATE TRIGGER `%s` AFTER %s ON `%s` FOR EACH ROW BEGIN DECLARE CONTINUE HANDLER FOR %d "
+                "BEGIN END; %s; END" % (TRIGGER % (event, table), event.upper(), table, NO_SUCH_TABLE, body))
 
     def _copy(self, conn, table, new, columns, key):
         """Copy every row in primary-key batches; return (rows copied, batches)."""
