@@ -1,0 +1,112 @@
+"""A MariaDB server of a test's own, through scripts/private-mariadb.
+
+For tests that must fill a disk, require TLS or otherwise do to a server what
+the shared one on 3306 must never see::
+
+    def test_x(private_mariadb):
+        with private_mariadb(tls=True) as server:        # or datadir_size="300M", redo="16M"
+            url = server.url("glance", user=server.x509_user, tls=True)
+
+It takes a free port of 3320-3329 and a short directory of its own (the socket
+path must stay under 108 characters), and stops the server, unmounts and removes
+everything on the way out. A server that cannot start fails the test in CI
+(CI=true) and skips it elsewhere, saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pymysql
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "private-mariadb"
+PORTS = range(3320, 3330)
+
+
+class PrivateMariaDB(object):
+    """A running private server: its port, directories and, with TLS, the client's files."""
+
+    def __init__(self, directory, port, lines):
+        self.dir = Path(directory)
+        self.datadir = self.dir / "data"
+        self.port = port
+        fields = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+        self.x509_user = fields.pop("x509_user", None)
+        self.tls = fields or None  # ssl_ca, ssl_cert, ssl_key
+
+    def url(self, database="", user="root", tls=False):
+        """A PyMySQL URL to ``database``; with ``tls``, the client certificate in its query."""
+        query = "?" + urlencode(self.tls) if tls else ""
+        return "mysql+pymysql://%s@127.0.0.1:%d/%s%s" % (user, self.port, database, query)
+
+    def execute(self, sql):
+        """Run ``sql`` as root; the rows it returns."""
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", autocommit=True)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchall()
+        finally:
+            conn.close()
+
+
+def _free_port():
+    for port in PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    return None
+
+
+def _cannot_start(reason):
+    if os.environ.get("CI"):
+        pytest.fail("private MariaDB: %s (CI requires it)" % reason, pytrace=False)
+    pytest.skip("private MariaDB: %s" % reason)
+
+
+@contextlib.contextmanager
+def start_private_mariadb(tls=False, datadir_size=None, datadir_fs=None, buffer_pool=None, redo=None):
+    """Start a private server with the script's options; stop and remove it on exit."""
+    if not shutil.which("mariadbd") or not shutil.which("mariadb-install-db"):
+        _cannot_start("mariadbd or mariadb-install-db is not installed")
+    if datadir_size and os.geteuid() != 0:
+        _cannot_start("datadir_size needs root, to mount the datadir's filesystem")
+    port = _free_port()
+    if port is None:
+        _cannot_start("no free port in %d-%d" % (PORTS[0], PORTS[-1]))
+    directory = tempfile.mkdtemp(prefix="pm-")
+    os.rmdir(directory)  # the script makes it, and removes only a directory it made
+    options = ["--dir", directory, "--port", str(port)]
+    for flag, value in (("--datadir-size", datadir_size), ("--datadir-fs", datadir_fs),
+                        ("--buffer-pool", buffer_pool), ("--redo", redo)):
+        if value:
+            options += [flag, value]
+    if tls:
+        options.append("--tls")
+    started = subprocess.run(["bash", str(SCRIPT), "start"] + options, capture_output=True, text=True,
+                             timeout=180, check=False)
+    if started.returncode != 0:
+        _cannot_start("start failed (exit %d): %s" % (started.returncode, started.stderr.strip()[-2000:]))
+    try:
+        yield PrivateMariaDB(directory, port, started.stdout.splitlines())
+    finally:
+        stopped = subprocess.run(["bash", str(SCRIPT), "stop", "--dir", directory, "--port", str(port)],
+                                 capture_output=True, text=True, timeout=180, check=False)
+        assert stopped.returncode == 0, "private MariaDB did not stop: %s" % stopped.stderr
+
+
+@pytest.fixture
+def private_mariadb():
+    """The factory start_private_mariadb, as a fixture: ``with private_mariadb(tls=True) as server``."""
+    return start_private_mariadb
