@@ -119,6 +119,9 @@ def _cases(password, host, my_db, pg_db, tag, blackhole, confs):
         "config_file missing database, metadefs":
             ("metadefs", {"config_file": _conf(conf_dir / "missing2.conf", my(missing)), "state": "absent"}, {}),
         "unencoded password, facts": ("facts", {"connection": raw}, {}),
+        "no database MariaDB, facts": ("facts", {"connection": my("")}, {}),
+        "no database PostgreSQL, purge": ("purge", {"connection": pg("")}, {}),
+        "config_file no database, sync": ("sync", {"config_file": _conf(conf_dir / "nodb.conf", my(""))}, {}),
         "misspelt driver, facts": ("facts", {"connection": wrong.replace("+pymysql", "+pymsql")}, {}),
         "absent driver, facts": ("facts", {"connection": wrong.replace("+pymysql", "+mysqlconnector")}, {}),
         "unknown database, facts": ("facts", {"connection": wrong.replace("mysql+pymysql", "oracle")}, {}),

@@ -99,6 +99,22 @@ def refuse_ambiguous(raw):
             "safe=\"\"))'." % _masked(raw))
 
 
+def refuse_no_database(raw):
+    """Refuse a MySQL or PostgreSQL URL that names no database (``.../`` or nothing after
+    the host): Glance's tables live in one. Read from the raw string, so that the
+    driver-only reads refuse it as SQLAlchemy's path does. SQLite URLs are left alone."""
+    text = (raw or "").strip()
+    scheme, found, rest = text.partition("://")
+    if not found or _BACKENDS.get(scheme.split("+", 1)[0]) in (None, "sqlite"):
+        return
+    info = user_info(text)
+    after_host = rest[len(info) + 1:] if info is not None else rest
+    if not after_host.partition("?")[0].partition("/")[2]:
+        raise ConfigurationError(
+            "The database URL %s names no database: add the Glance database's name after the host "
+            "(...@dbhost:port/glance), as [database] connection in glance-api.conf has it." % _masked(text))
+
+
 def choose_driver(drivername):
     """(backend, driver, warning): the driver we run for ``backend[+driver]``.
 
@@ -172,6 +188,7 @@ def url_and_source(connection=None, config_file=None, config_dir=None, redactor=
     if redactor is not None:
         redactor.add_url(raw)
     refuse_ambiguous(raw)
+    refuse_no_database(raw)
     return raw, source
 
 
@@ -180,6 +197,7 @@ def resolve_url(raw, redactor=None):
     if redactor is not None:
         redactor.add_url(raw)
     refuse_ambiguous(raw)
+    refuse_no_database(raw)
     try:
         url = sa.engine.make_url(raw)
     except Exception:
