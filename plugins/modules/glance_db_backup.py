@@ -14,7 +14,14 @@ description:
     PostgreSQL with C(pg_dump) in custom format, SQLite with its online backup API.
   - The password reaches the dump tool through C(MYSQL_PWD) or C(PGPASSWORD) only, never on a command line,
     and never appears in any output.
-  - The dump is written as C(<name>.partial) and renamed when complete, with mode 0600.
+  - The TLS options of the connection URL reach the dump tool. For C(mysqldump), PyMySQL's C(ssl_ca), C(ssl_capath),
+    C(ssl_cert), C(ssl_key) and C(ssl_cipher) become its C(--ssl-*) options, C(ssl_disabled=true) C(--skip-ssl), and
+    the server's certificate and name are checked (C(--ssl-verify-server-cert)) when PyMySQL checks them too
+    (a CA given, unless C(ssl_check_hostname=false); or C(ssl_verify_cert) or C(ssl_verify_identity) true).
+    For C(pg_dump), C(sslmode), C(sslrootcert), C(sslcert), C(sslkey) and C(sslcrl) become libpq's C(PGSSL*) variables.
+  - The dump is written into a new file C(<name>.partial), mode 0600, created by the module itself, never through a
+    symbolic link and never over a file it did not create (such a name is refused), and gets its final name,
+    again without replacing anything, when complete.
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
 options:
@@ -110,8 +117,8 @@ class GlanceDbBackup(GlanceDbModule):
                              mysqldump=self.params["mysqldump"], pg_dump=self.params["pg_dump"])
         self.exit(dict(changed=True, backup=result))
 
-    def _run_tool(self, argv, environ_update):
-        return self.ansible.run_command(argv, environ_update=environ_update)
+    def _run_tool(self, argv, environ_update, pass_fds):
+        return self.ansible.run_command(argv, environ_update=environ_update, pass_fds=pass_fds)
 
 
 def main():

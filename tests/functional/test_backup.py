@@ -1,7 +1,9 @@
-"""glance_db_backup: the dump restores to the same schema and rows, on every engine."""
+"""glance_db_backup: the dump restores to the same schema and rows, on every engine; the
+URL's TLS options reach the dump tool; the dump never writes through a planted link."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import shutil
@@ -11,8 +13,11 @@ import subprocess
 import pytest
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import backup, phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.connection import resolve_url
 from parity import schema_dump
+from private_server import private_mariadb  # noqa: F401 (a fixture)
 from seed import seed_pre_ocata
+from test_bad_input import _run_playbook
 
 
 def _restore(dump, into):
@@ -28,10 +33,10 @@ def _restore(dump, into):
         shutil.copyfile(dump, into.engine.url.database)
 
 
-def _run_tool(argv, environ_update):
+def _run_tool(argv, environ_update, pass_fds):
     """What AnsibleModule.run_command does for the module."""
-    done = subprocess.run(argv, env=dict(os.environ, **environ_update), capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(argv, env=dict(os.environ, **environ_update), pass_fds=pass_fds, capture_output=True,
+                          text=True, check=False)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -66,3 +71,87 @@ def test_dump_restores_to_the_same_database(database, make_database, tmp_path):
 
     second = backup.take(database.engine.url, str(dest), _run_tool)
     assert second["path"] != taken["path"]  # a second dump never overwrites the first
+
+
+def _need(tool):
+    if not shutil.which(tool):  # the CI machine has it; say so elsewhere
+        if os.environ.get("CI"):
+            pytest.fail("%s is not installed (CI requires it)" % tool, pytrace=False)
+        pytest.skip("%s is not installed" % tool)
+
+
+def test_tls_options_reach_mysqldump(private_mariadb, tmp_path):
+    """A REQUIRE X509 user is backed up with the URL's client certificate, over TLS;
+    without it, the module says the account may require TLS and how to give it."""
+    _need("mysqldump")
+    with private_mariadb(tls=True) as server:
+        server.execute("CREATE DATABASE glance_tls")
+        server.execute("CREATE TABLE glance_tls.images (id VARCHAR(36) PRIMARY KEY)")
+        server.execute("INSERT INTO glance_tls.images VALUES ('tls-image-1')")
+        log = server.dir / "general.log"
+        server.execute("SET GLOBAL general_log_file = '%s'" % log)
+        server.execute("SET GLOBAL general_log = ON")
+        dest = tmp_path / "backups"
+        dest.mkdir()
+        with_tls = server.url("glance_tls", user=server.x509_user, tls=True)
+
+        taken = backup.take(resolve_url(with_tls), str(dest), _run_tool)
+
+        with open(taken["path"]) as dump:
+            assert "tls-image-1" in dump.read()
+        connects = [line for line in log.read_text().splitlines()
+                    if "Connect" in line and server.x509_user in line]
+        assert connects and all("using SSL/TLS" in line for line in connects), connects
+
+        without_tls = server.url("glance_tls", user=server.x509_user)
+        results = _run_playbook(tmp_path, [
+            ("TLS options given", "backup", {"connection": with_tls, "dest_dir": str(dest)}, {}),
+            ("no TLS options", "backup", {"connection": without_tls, "dest_dir": str(dest)}, {}),
+        ])
+    given, missing = results
+    assert not given.get("failed") and os.path.isfile(given["backup"]["path"]), given
+    msg = missing["msg"]
+    assert missing.get("failed") and "requires TLS (REQUIRE SSL or X509)" in msg and "ssl_cert=" in msg, msg
+    assert "the server refused this user: if its account requires TLS" in msg, msg
+    assert "Traceback" not in msg and "\n" not in msg.strip(), msg
+
+
+def test_tls_options_reach_pg_dump(make_database, tmp_path):
+    """sslmode=require against a server without SSL: pg_dump itself refuses, so the
+    option reached it (without it pg_dump would dump over plain TCP)."""
+    _need("pg_dump")
+    db = make_database("postgresql")
+    if db.scalar("SHOW ssl") == "on":
+        pytest.skip("the PostgreSQL server offers SSL: sslmode=require cannot show the option reached pg_dump")
+    db.execute("CREATE TABLE images (id VARCHAR(36) PRIMARY KEY)")
+    with pytest.raises(backup.BackupError, match=r"pg_dump failed .*SSL") as refused:
+        backup.take(resolve_url(db.url + "?sslmode=require"), str(tmp_path), _run_tool)
+    print(refused.value)
+
+
+def test_a_link_planted_under_the_next_dump_name_is_never_written_through(database, tmp_path):
+    if database.engine_name != "sqlite":
+        _need("mysqldump" if database.engine_name == "mysql" else "pg_dump")
+    database.execute("CREATE TABLE images (id VARCHAR(36) PRIMARY KEY)")
+    url = database.engine.url
+    victim = tmp_path / "victim"
+    victim.write_text("not yours to overwrite\n")
+    dest = tmp_path / "shared"
+    dest.mkdir()
+    # The next dump's name holds the second it starts: plant one for every second it may start in.
+    name = os.path.splitext(os.path.basename(url.database))[0]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    planted = []
+    for second in range(-2, 60):
+        stamp = (now + datetime.timedelta(seconds=second)).strftime("%Y%m%dT%H%M%SZ")
+        link = dest / ("glance-%s-%s.%s.partial" % (name, stamp, backup.EXTENSIONS[database.engine_name]))
+        link.symlink_to(victim)
+        planted.append(link)
+
+    with pytest.raises(backup.BackupError, match=r"Refusing to write the dump to %s/glance-%s-\d{8}T\d{6}Z\.\w+\.partial: "
+                       r"that name exists" % (dest, name)):
+        backup.take(url, str(dest), _run_tool)
+
+    assert victim.read_text() == "not yours to overwrite\n"
+    assert sorted(dest.iterdir()) == sorted(planted)  # left as found: not ours to remove
+    assert all(link.is_symlink() for link in planted)

@@ -316,6 +316,12 @@ def describe_db_error(exc, url):
         hint = ("check the database name '%s': create it (CREATE DATABASE %s) and grant the user "
                 "all privileges on it (GRANT ALL PRIVILEGES ON %s.* TO ...)"
                 % (url.database, url.database, url.database))
+    elif code == 1045 and not (getattr(url, "query", None) or {}).get("ssl_cert"):
+        # MariaDB refuses an account that requires TLS (REQUIRE SSL/X509) with the
+        # same 1045 as a wrong password: name both.
+        hint = ("the server refused this user: if its account requires TLS (REQUIRE SSL or X509), give "
+                "the URL its client certificate, ?ssl_ca=CA.pem&ssl_cert=CERT.pem&ssl_key=KEY.pem; "
+                "otherwise check the user name and password")
     elif code == 1045 or "password authentication failed" in lower or "access denied" in lower:
         hint = "check the user name and password"
     elif code in (2006, 2013):  # the server went away or stopped answering mid-query
