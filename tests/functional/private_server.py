@@ -1,4 +1,5 @@
-"""A MariaDB server of a test's own, through scripts/private-mariadb.
+"""A MariaDB server of a test's own, through scripts/private-mariadb (and a PostgreSQL
+one that requires a client certificate, for the TLS paths of PostgreSQL).
 
 For tests that must fill a disk, require TLS or otherwise do to a server what
 the shared one on 3306 must never see::
@@ -110,3 +111,61 @@ def start_private_mariadb(tls=False, datadir_size=None, datadir_fs=None, buffer_
 def private_mariadb():
     """The factory start_private_mariadb, as a fixture: ``with private_mariadb(tls=True) as server``."""
     return start_private_mariadb
+
+
+def _certificates(directory, client_cn):
+    """A CA, a server certificate for 127.0.0.1 and a client one for ``client_cn``, as the script makes them."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=directory, capture_output=True, check=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=private test CA",
+            "-keyout", "ca-key.pem", "-out", "ca.pem")
+    for name, cn in (("server", "127.0.0.1"), ("client", client_cn)):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn, "-keyout", name + "-key.pem",
+                "-out", name + ".csr")
+        (Path(directory) / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        openssl("x509", "-req", "-days", "30", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-out", name + "-cert.pem", *(["-extfile", "server.ext"] if name == "server" else []))
+
+
+@contextlib.contextmanager
+def start_private_postgresql_tls():
+    """A PostgreSQL of the test's own whose only way in is TLS with a client certificate
+    (pg_hba: hostssl ... cert) for the user postgres. Yields (port, dict of sslrootcert,
+    sslcert, sslkey). Run as the postgres user when root (the server refuses root)."""
+    initdb = shutil.which("initdb") or shutil.which("/usr/lib/postgresql/15/bin/initdb")
+    pg_ctl = shutil.which("pg_ctl") or shutil.which("/usr/lib/postgresql/15/bin/pg_ctl")
+    if not initdb or not pg_ctl or not shutil.which("openssl"):
+        _cannot_start("initdb, pg_ctl or openssl is not installed")
+    port = _free_port()
+    if port is None:
+        _cannot_start("no free port in %d-%d" % (PORTS[0], PORTS[-1]))
+    directory = tempfile.mkdtemp(prefix="pg-")
+    as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = os.path.join(directory, "data")
+    try:
+        _certificates(directory, "postgres")
+        os.chmod(os.path.join(directory, "client-key.pem"), 0o600)
+        if as_server:
+            shutil.chown(directory, "postgres")
+            for name in ("ca.pem", "server-cert.pem", "server-key.pem"):
+                shutil.chown(os.path.join(directory, name), "postgres")
+        os.chmod(os.path.join(directory, "server-key.pem"), 0o600)
+        subprocess.run(as_server + [initdb, "-D", data, "-A", "trust"], capture_output=True, check=True)
+        with open(os.path.join(data, "pg_hba.conf"), "w") as hba:
+            hba.write("hostssl all all 127.0.0.1/32 cert\n")
+        options = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_ca_file=%s/ca.pem "
+                   "-c ssl_cert_file=%s/server-cert.pem -c ssl_key_file=%s/server-key.pem"
+                   % (port, directory, directory, directory, directory))
+        subprocess.run(as_server + [pg_ctl, "-D", data, "-l", os.path.join(directory, "server.log"), "-w",
+                                    "-o", options, "start"], capture_output=True, check=True, timeout=60)
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        _cannot_start("PostgreSQL with TLS did not start: %s" % (exc.stderr or b"").decode()[-1000:])
+    try:
+        yield port, dict(sslrootcert=os.path.join(directory, "ca.pem"),
+                         sslcert=os.path.join(directory, "client-cert.pem"),
+                         sslkey=os.path.join(directory, "client-key.pem"))
+    finally:
+        subprocess.run(as_server + [pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True,
+                       check=False)
+        shutil.rmtree(directory)

@@ -9,13 +9,14 @@ import os
 import shutil
 import stat
 import subprocess
+from urllib.parse import urlencode
 
 import pytest
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import backup, phases
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.connection import resolve_url
 from parity import schema_dump
-from private_server import private_mariadb  # noqa: F401 (a fixture)
+from private_server import private_mariadb, start_private_postgresql_tls  # noqa: F401 (a fixture)
 from seed import seed_pre_ocata
 from test_bad_input import _run_playbook
 
@@ -155,3 +156,25 @@ def test_a_link_planted_under_the_next_dump_name_is_never_written_through(databa
     assert victim.read_text() == "not yours to overwrite\n"
     assert sorted(dest.iterdir()) == sorted(planted)  # left as found: not ours to remove
     assert all(link.is_symlink() for link in planted)
+
+
+def test_tls_options_reach_pg_dump_through_a_client_certificate(tmp_path):
+    """On a PostgreSQL that lets in only TLS with a client certificate, the URL's sslmode,
+    sslrootcert, sslcert and sslkey get the dump taken, through the module too."""
+    _need("pg_dump")
+    with start_private_postgresql_tls() as (port, files):
+        base = "postgresql+psycopg://postgres@127.0.0.1:%d/postgres" % port
+        with_tls = base + "?" + urlencode(dict(files, sslmode="verify-full"))
+        dest = tmp_path / "backups"
+        dest.mkdir()
+
+        taken = backup.take(resolve_url(with_tls), str(dest), _run_tool)
+
+        with pytest.raises(backup.BackupError, match="pg_dump failed .*client certificate"):
+            backup.take(resolve_url(base), str(dest), _run_tool)
+        listed = subprocess.run(["pg_restore", "--list", taken["path"]], capture_output=True, text=True,
+                                check=True).stdout
+        assert "dbname: postgres" in listed, listed
+        results = _run_playbook(tmp_path, [
+            ("TLS options given", "backup", {"connection": with_tls, "dest_dir": str(dest)}, {})])
+    assert not results[0].get("failed") and os.path.isfile(results[0]["backup"]["path"]), results[0]
