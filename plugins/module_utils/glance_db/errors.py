@@ -58,3 +58,11 @@ class ClusterNotReady(GlanceDbError):
 
 class LockLost(GlanceDbError):
     """The run's lease on the Galera migration lock expired or was taken over."""
+
+
+class LeftoversFound(GlanceDbError):
+    """A stopped run's leftovers stand, and this module does not clear them."""
+
+
+class InconsistentVersion(GlanceDbError):
+    """alembic_version contradicts itself or the schema."""

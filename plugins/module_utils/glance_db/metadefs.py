@@ -20,7 +20,7 @@ from .connection import connect_direct, parse_plain_url
 from .deps import sa
 from .errors import GlanceDbError
 from .lock import migration_lock
-from .state import galera_facts
+from .state import galera_facts, on_connection, on_driver_connection, require_untouched_by_a_stopped_run
 
 DEFAULT_PATH = "/etc/glance/metadefs"
 
@@ -368,6 +368,7 @@ def check_schema(conn):
             "The database has no %s table%s: it is not a Glance database synced far enough for "
             "metadata definitions. Run glance_db_sync first." % (
                 ", ".join(missing), "s" if len(missing) > 1 else ""))
+    require_untouched_by_a_stopped_run(on_connection(conn))
 
 
 def _options_error(merge, prefer_new, overwrite):
@@ -428,7 +429,8 @@ def settled_direct(raw_url, path, merge=False, prefer_new=False, overwrite=False
             finally:
                 cursor.close()
         before, _ids = catalog_from(rows)
-    except Exception:  # no metadef tables, or anything else: load() reports it
+        require_untouched_by_a_stopped_run(on_driver_connection(conn, url))
+    except Exception:  # no metadef tables, a refusal, anything else: load() reports it
         return None
     finally:
         conn.close()

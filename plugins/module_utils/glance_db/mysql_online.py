@@ -132,6 +132,10 @@ class OnlineDDL(object):
     def _ddl(self, connection, sql):
         return self._with_retry(lambda: connection.exec_driver_sql(sql))
 
+    def clear_copy_leftovers(self, connection):
+        """Clear what any stopped shadow copy left; an offline run, which copies nothing, too."""
+        (self.copy or TableCopy(self._ddl)).clear_all_leftovers(connection)
+
     def install(self, context):
         impl = context.impl
         original = impl._exec

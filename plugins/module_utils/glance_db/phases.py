@@ -7,6 +7,7 @@ the state again (another run may have done the work), plans again and runs.
 
 from __future__ import annotations
 
+from . import leftovers
 from . import state as db_state
 from .data_migrations import MIGRATIONS
 from .errors import ClusterNotReady, DowngradeRefused, MissingPrivilege, PhaseOrderError, UnsupportedEngine
@@ -24,10 +25,16 @@ class Plan(object):
         self.revisions = list(revisions)  # applied before the data migrations
         self.data_migrations = list(data_migrations)  # [(migration module, rows)]
         self.contract_revisions = list(contract_revisions)  # applied after them
+        self.leftovers = []  # what a stopped run left (leftovers.read), cleared before the rest
 
     @property
     def empty(self):
-        return not (self.revisions or self.contract_revisions or
+        return not (self.leftovers or self.schema_work)
+
+    @property
+    def schema_work(self):
+        """Whether there are revisions to apply or rows to migrate."""
+        return bool(self.revisions or self.contract_revisions or
                     any(rows for migration, rows in self.data_migrations))
 
     def rows_after(self, before_rows):
@@ -44,6 +51,7 @@ class Plan(object):
             "phase": self.phase,
             "revisions": self.revisions + self.contract_revisions,
             "data_migrations": [{"name": m.name, "rows": rows} for m, rows in self.data_migrations],
+            "leftovers": list(self.leftovers),
         }
 
 
@@ -60,7 +68,7 @@ class Outcome(object):
 
     @property
     def changed(self):
-        return bool(self.applied_revisions or any(m["migrated"] for m in self.migrated))
+        return bool(self.applied_revisions or any(m["migrated"] for m in self.migrated) or self.plan.leftovers)
 
 
 # ---- guards shared by every phase
@@ -231,9 +239,24 @@ NOTHING_TO_DO = {
 
 
 def message(outcome, check_mode=False, version=None):
-    """The outcome in glance-manage's words for the same outcome; in check mode, what would happen."""
+    """The outcome in glance-manage's words for the same outcome; in check mode, what would
+    happen. Leftovers of a stopped run, cleared first, are named first."""
+    text = _schema_message(outcome, check_mode, version)
+    cleared = outcome.plan.leftovers
+    if not cleared:
+        return text
+    if not check_mode:
+        return "Cleared what a stopped run left (%s). %s" % (leftovers.describe(cleared), text)
+    if not outcome.plan.schema_work:
+        return "Check mode, nothing written: %s would clear what a stopped run left (%s), and has " \
+               "nothing else to do." % (outcome.plan.phase, leftovers.describe(cleared))
+    return "%s would first clear what a stopped run left (%s). %s" % (
+        outcome.plan.phase, leftovers.describe(cleared), text)
+
+
+def _schema_message(outcome, check_mode, version):
     plan, after = outcome.plan, outcome.after
-    if plan.empty:  # planned so under the lock too when another run did the work meanwhile
+    if not plan.schema_work:  # planned so under the lock too when another run did the work meanwhile
         if after["contract"]["at_head"]:
             return UP_TO_DATE
         if plan.phase in NOTHING_TO_DO:
@@ -284,6 +307,8 @@ def settled(state, phase, batch_size=None, max_rows=None, **plan_args):
         return None
     if state.foreign:  # perhaps another run's first sync, half done: run() decides under the lock
         return None
+    if state.leftovers:  # cleared by run(), under the lock
+        return None
     plan = PLANNERS[phase](state, **plan_args)
     if not plan.empty:
         return None
@@ -319,20 +344,27 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
     # Tables without alembic_version are also what another run's first sync on MySQL
     # shows while it runs (its DDL commits at once, its version rows come last): such
     # a database is judged again under the lock, and refused there if it stays so.
-    if check_mode or not before_state.foreign:
+    # What a stopped run left is cleared under the lock before anything else, even by
+    # a phase that has nothing else to do or is then refused.
+    if check_mode or not (before_state.foreign or before_state.leftovers):
         plan = PLANNERS[phase](before_state, **plan_args)
+        plan.leftovers = list(before_state.leftovers)
         if check_mode or plan.empty:
             return Outcome(plan, before, before, [], [])
     with migration_lock(engine, lock_timeout, galera=before_state.galera is not None,
                         lease_seconds=galera.get("lock_ttl"), lock_database=galera.get("lock_database")):
         current = db_state.read(engine)  # another run may have finished meanwhile
         require_galera_ready(current, galera.get("min_cluster_size"))
-        plan = PLANNERS[phase](current, **plan_args)
         if hold:
             hold.clear_leftovers()
         runner = Runner(engine, online=phase != "sync", galera=current.galera is not None,
                         ddl_lock_wait_timeout=ddl_lock_wait_timeout, tablespace_hold=hold)
-        runner.clear_copy_leftovers()
+        cleared = list(current.leftovers)
+        if cleared:
+            runner.clear_copy_leftovers()
+            current = db_state.read(engine)
+        plan = PLANNERS[phase](current, **plan_args)
+        plan.leftovers = cleared
         applied = runner.apply_revisions(plan.revisions, current.applied)
         done = list(plan.revisions)
         migrated = []

@@ -35,7 +35,7 @@ from .deps import sa
 from .errors import GlanceDbError
 from .flow_control import Unpaced, for_connection, record
 from .lock import migration_lock
-from .state import _SqlAlchemyQueries, galera_facts
+from .state import _SqlAlchemyQueries, galera_facts, on_connection, require_untouched_by_a_stopped_run
 
 # Glance's order (models with a `deleted` column, images kept apart, tasks last).
 IMAGE_CHILDREN = ("image_properties", "image_tags", "image_locations", "image_members")
@@ -144,6 +144,7 @@ class Purge(object):
                 "The database has no Glance table %s: it is empty or not a Glance database. "
                 "Create it with glance_db_sync first, or point connection at the Glance database."
                 % ", ".join(missing))
+        require_untouched_by_a_stopped_run(on_connection(conn))
 
     # ---- check mode
     def plan(self):

@@ -77,10 +77,11 @@ class Runner(object):
         return conn
 
     def clear_copy_leftovers(self):
-        """Clear what a stopped shadow copy left (MySQL, online), before this run changes anything."""
-        if self.engine.dialect.name == "mysql" and self.online_ddl.copy:
+        """Clear what a stopped shadow copy left (MySQL), before this run changes anything:
+        an offline sync too, whose revisions would otherwise run under a copy's triggers."""
+        if self.engine.dialect.name == "mysql":
             with self._begin() as conn:
-                self.online_ddl.copy.clear_all_leftovers(conn)
+                self.online_ddl.clear_copy_leftovers(conn)
 
     @property
     def table_copies(self):

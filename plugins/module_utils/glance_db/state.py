@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 
 from . import connection as db_connection
+from . import leftovers as run_leftovers
 from .data_migrations import MIGRATIONS
 from .deps import driver, sa
-from .errors import ConnectionFailed, NotGlanceDatabase, UnknownRevision
+from .errors import ConnectionFailed, InconsistentVersion, LeftoversFound, NotGlanceDatabase, UnknownRevision
 from .graph import CONTRACT, EXPAND, GRAPH, LEGACY_MIGRATE_VERSIONS, LEGACY_REPOSITORY, LEGACY_ROWS
 
 # What `glance-manage db check` exits with for each next step.
@@ -32,6 +33,8 @@ class DatabaseState(object):
         self.legacy_repository = legacy_repository
         self.mysql = mysql_capabilities
         self.galera = None  # on a Galera node: galera_facts()
+        self.leftovers = []  # what a stopped run left (leftovers.read), MySQL only
+        self.schema_contradictions = []  # what the schema shows against alembic_version (_check_markers)
         self.unknown_rows = [r for r in self.rows if LEGACY_ROWS.get(r, r) not in GRAPH.by_id]
         self.applied = set() if self.unknown_rows else GRAPH.applied_from_rows(self._effective_rows())
         self.pending = {}  # data migration name -> rows still to migrate (open windows only)
@@ -75,6 +78,16 @@ class DatabaseState(object):
                 "The database is under sqlalchemy-migrate control (%s, version %s) in a state "
                 "this collection does not know; it cannot proceed."
                 % (self.legacy_repository, self.legacy_version))
+        if self.rows and self.contradictory_rows:
+            return InconsistentVersion(
+                "alembic_version holds %s, which no sequence of Glance's upgrades leaves (they would "
+                "leave %s). Restore the backup taken before the change that wrote it, or set alembic_version "
+                "to what the schema is; nothing was changed." % (", ".join(self.rows), ", ".join(self.consistent_rows)))
+        if self.schema_contradictions:
+            return InconsistentVersion(
+                "alembic_version holds %s, but the schema says otherwise: %s. Restore the backup taken "
+                "before the change that wrote it, or set alembic_version to what the schema is; nothing "
+                "was changed." % (", ".join(self.rows or self._effective_rows()), "; ".join(self.schema_contradictions)))
         if self.foreign:
             return NotGlanceDatabase(
                 "The database holds tables (%s) but no alembic_version: it is not a Glance "
@@ -82,6 +95,17 @@ class DatabaseState(object):
                 "or at an empty one for a fresh install."
                 % ", ".join(self.tables[:5] + (["..."] if len(self.tables) > 5 else [])))
         return None
+
+    @property
+    def consistent_rows(self):
+        """What alembic_version holds after Glance's upgrades to what its rows say is applied."""
+        return GRAPH.rows_for(self.applied)
+
+    @property
+    def contradictory_rows(self):
+        """Whether the rows name revisions that no run of Glance leaves together (e.g. a head
+        and an older revision of the same branch)."""
+        return set(LEGACY_ROWS.get(r, r) for r in self.rows) != set(self.consistent_rows)
 
     @property
     def version_rows(self):
@@ -120,6 +144,9 @@ class DatabaseState(object):
             "empty": self.is_empty,
             "known": known,
             "unknown_revisions": list(self.unknown_rows),
+            # alembic_version contradicts itself or the schema (refused by every writing module)
+            "inconsistent": bool(not self.unknown_rows and ((self.rows and self.contradictory_rows)
+                                                            or self.schema_contradictions)),
             "expand": self._branch_facts(EXPAND),
             "contract": self._branch_facts(CONTRACT),
             "pending_data_migrations": [
@@ -130,10 +157,19 @@ class DatabaseState(object):
         if known:
             facts["next_step"] = self.next_step
             facts["check_exit_code"] = CHECK_EXIT_CODES[self.next_step]
-            facts["up_to_date"] = self.next_step == "none"
+            facts["up_to_date"] = self.next_step == "none" and not self.leftovers
         else:
             facts.update(next_step="unknown", check_exit_code=None, up_to_date=False)
+        facts["run"] = {"leftovers": list(self.leftovers),
+                        "msg": self.leftovers_message() if self.leftovers else None}
         return facts
+
+    def leftovers_message(self):
+        """What a stopped run left, and the module that clears it."""
+        return ("A stopped run left %s. Run %s: it clears them under the migration lock before "
+                "anything else (so do glance_db_sync, _expand, _migrate and _contract)."
+                % (run_leftovers.describe(self.leftovers),
+                   run_leftovers.clearing_module(self.next_step if self.refusal() is None else None)))
 
     def _branch_facts(self, branch):
         current = self.current(branch)
@@ -273,7 +309,30 @@ class _DriverQueries(object):
         raise _NeedsSqlAlchemy(migration.name)
 
 
-def _read(queries):
+def require_untouched_by_a_stopped_run(queries):
+    """Refuse, for a module that writes Glance's rows but not its schema (purge, metadefs),
+    a database every phase refuses, or one where a stopped run's leftovers stand: those
+    modules do not clear them. ``queries``: on_connection() or a driver's (direct)."""
+    state = _read(queries, count=False)
+    refusal = state.refusal()
+    if refusal is not None:
+        raise refusal
+    if state.leftovers:
+        raise LeftoversFound(state.leftovers_message())
+
+
+def on_connection(conn):
+    """The queries a read makes, on a SQLAlchemy connection."""
+    return _SqlAlchemyQueries(conn)
+
+
+def on_driver_connection(conn, url):
+    """The queries a read makes, on a DB-API connection of ``connection.connect_direct``."""
+    return _DriverQueries(conn, url)
+
+
+def _read(queries, count=True):
+    """The state; ``count``: count the rows of open data migrations (else none pending)."""
     dialect = queries.dialect
     tables = queries.table_names()
     rows = []
@@ -294,14 +353,58 @@ def _read(queries):
         legacy_repository=legacy_repository,
         mysql_capabilities=mysql_trigger_capabilities(queries) if dialect == "mysql" else None,
     )
+    if not state.unknown_rows and state.applied:
+        state.schema_contradictions = _check_markers(queries, state)
     if dialect == "mysql":
         state.galera = galera_facts(queries)
-    for migration in MIGRATIONS:
+        state.leftovers = run_leftovers.read(queries.rows)
+    for migration in MIGRATIONS if count else ():
         if state.window_open(migration):
             state.pending[migration.name] = queries.count_rows(migration)
         elif state.applied and migration.closed_by not in state.applied:
             state.rows_before_open[migration.name] = queries.rows_before_open(migration)
     return state
+
+
+COLUMNS = {
+    "mysql": "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+             "AND TABLE_NAME IN (%s)",
+    "postgresql": "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+                  "current_schema() AND table_name IN (%s)",
+    "sqlite": "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p "
+              "WHERE m.type = 'table' AND m.name IN (%s)",
+}
+
+
+def _marker_of(revision_id):
+    """The schema marker of the newest revision at or below ``revision_id`` on its branch line
+    that declares one (most revisions change nothing a marker could show)."""
+    while revision_id:
+        revision = GRAPH.get(revision_id)
+        marker = getattr(revision.script, "schema_marker", None)
+        if marker:
+            return revision_id, marker
+        revision_id = revision.down[0] if revision.down else None
+    return None
+
+
+def _check_markers(queries, state):
+    """What the schema shows against the markers of alembic_version's revisions, in one query:
+    ``["ocata_contract01 dropped images.is_public, which the database has"]``."""
+    markers = [m for m in (_marker_of(row) for row in state.consistent_rows) if m]
+    tables = set(state.tables)
+    wanted = sorted(set(name.split(".")[0] for _rid, (name, _present) in markers if "." in name) & tables)
+    columns = set()
+    if wanted:
+        columns = set("%s.%s" % row for row in queries.rows(
+            COLUMNS[queries.dialect] % ", ".join("'%s'" % table for table in wanted)))
+    found = []
+    for revision_id, (name, present) in markers:
+        there = name in (columns if "." in name else tables)
+        if there != present:
+            found.append("%s %s %s, which the database %s" % (
+                revision_id, "added" if present else "dropped", name, "lacks" if present else "has"))
+    return found
 
 
 def count_rows(conn, migration):

@@ -47,6 +47,8 @@ import time
 
 from .errors import GlanceDbError
 from .flow_control import for_connection, pause_after_batch
+from . import leftovers
+from .leftovers import NEW, OLD, STAND_IN, TRIGGER, TRIGGER_PREFIX
 from .retry import DEADLOCK, error_code, with_backoff
 from .revisions.visibility import TRIGGER_NAMES as CARRIED_TRIGGERS, create_trigger
 
@@ -58,11 +60,6 @@ BATCH_ROWS = 1000
 # than 20 ms on nodes 2 and 3 fell from 152-163 to 14-24 per expand, for a copy
 # 1.8 times as long).
 GALERA_BATCH_ROWS = 250
-NEW = "_glance_new_%s"
-OLD = "_glance_old_%s"
-TRIGGER_PREFIX = "_glance_copy_"
-TRIGGER = TRIGGER_PREFIX + "%s_%s"  # event, table
-STAND_IN = "_glance_carry_%s"  # a carried trigger's stand-in during the swap
 EVENTS = ("insert", "update", "delete")
 # CREATE TRIGGER refused: binary logging without SUPER or log_bin_trust_function_creators
 # (1419), or no TRIGGER privilege (1142).
@@ -203,13 +200,8 @@ class TableCopy(object):
     def clear_all_leftovers(self, conn):
         """Clear what any stopped copy left, whichever table it was of: a run resumed
         later need not copy that table again (the caller holds the migration lock)."""
-        like = [prefix.replace("_", "\\_") + "%" for prefix in (NEW % "", OLD % "")]
-        found = _names(conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                             "AND (TABLE_NAME LIKE %s OR TABLE_NAME LIKE %s)", *like)
-        like = [prefix.replace("_", "\\_") + "%" for prefix in (TRIGGER_PREFIX, STAND_IN % "")]
-        found += _names(conn, "SELECT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = "
-                              "DATABASE() AND (TRIGGER_NAME LIKE %s OR TRIGGER_NAME LIKE %s)", *like)
-        for table in sorted(set(re.sub(r"^_glance_(new|old)_", "", name) for name in found)):
+        found = leftovers.read(lambda sql: conn.exec_driver_sql(sql).fetchall())
+        for table in sorted(set(re.sub(r"^_glance_(new|old)_", "", item["table"]) for item in found)):
             self.clear_leftovers(conn, table)
 
     def clear_leftovers(self, conn, table):
