@@ -14,6 +14,9 @@ down_revision = "2023_1_expand01"
 branch_labels = None
 depends_on = None
 
+# What the schema shows once this revision is applied (state.py checks it against alembic_version).
+schema_marker = ("node_reference", True)
+
 
 def _id_type():
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")

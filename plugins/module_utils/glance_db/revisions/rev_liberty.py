@@ -14,6 +14,9 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# What the schema shows once this revision is applied (state.py checks it against alembic_version).
+schema_marker = ("images", True)
+
 MYSQL_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
 
 

@@ -17,6 +17,9 @@ down_revision = "mitaka02"
 branch_labels = ("ocata01", "contract")
 depends_on = "ocata_expand01"
 
+# What the schema shows once this revision is applied (state.py checks it against alembic_version).
+schema_marker = ("images.is_public", False)
+
 
 def data_loss_check(connection):
     """Return a sentence when dropping is_public would lose an image's visibility."""

@@ -16,6 +16,9 @@ down_revision = "mitaka02"
 branch_labels = ("expand",)
 depends_on = None
 
+# What the schema shows once this revision is applied (state.py checks it against alembic_version).
+schema_marker = ("images.visibility", True)
+
 
 def upgrade():
     bind = op.get_bind()

@@ -15,6 +15,9 @@ down_revision = "ocata_contract01"
 branch_labels = None
 depends_on = "pike_expand01"
 
+# What the schema shows once this revision is applied (state.py checks it against alembic_version).
+schema_marker = ("artifacts", False)
+
 # Children before parents, the reverse of their creation.
 ARTIFACT_TABLES = (
     "artifact_blob_locations",

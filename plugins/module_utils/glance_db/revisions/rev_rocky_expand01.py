@@ -14,6 +14,9 @@ down_revision = "queens_expand01"
 branch_labels = None
 depends_on = None
 
+# What the schema shows once this revision is applied (state.py checks it against alembic_version).
+schema_marker = ("images.os_hidden", True)
+
 
 def upgrade():
     op.add_column("images", sa.Column(

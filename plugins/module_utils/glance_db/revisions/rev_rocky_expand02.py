@@ -14,6 +14,9 @@ down_revision = "rocky_expand01"
 branch_labels = None
 depends_on = None
 
+# What the schema shows once this revision is applied (state.py checks it against alembic_version).
+schema_marker = ("images.os_hash_algo", True)
+
 
 def upgrade():
     op.add_column("images", sa.Column("os_hash_algo", sa.String(64), nullable=True))

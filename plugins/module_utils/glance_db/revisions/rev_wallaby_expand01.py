@@ -14,6 +14,9 @@ down_revision = "ussuri_expand01"
 branch_labels = None
 depends_on = None
 
+# What the schema shows once this revision is applied (state.py checks it against alembic_version).
+schema_marker = ("tasks.image_id", True)
+
 
 def upgrade():
     op.add_column("tasks", sa.Column("image_id", sa.String(36), nullable=True))
