@@ -17,6 +17,7 @@ everything on the way out. A server that cannot start fails the test in CI
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -30,6 +31,7 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "private-mariadb"
 PORTS = range(3320, 3330)
+_RESERVED = {}  # port -> its open lock file
 
 
 class PrivateMariaDB(object):
@@ -60,14 +62,24 @@ class PrivateMariaDB(object):
 
 
 def _free_port():
+    """A port of PORTS nothing listens on, reserved for this process (pytest-xdist runs
+    several at once) by a lock held until it exits; or None."""
     for port in PORTS:
-        with socket.socket() as probe:
-            try:
+        lock = open(os.path.join(tempfile.gettempdir(), "private-server-%d.lock" % port), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with socket.socket() as probe:
                 probe.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
+        except OSError:
+            lock.close()
+            continue
+        _RESERVED[port] = lock
+        return port
     return None
+
+
+def _release(port):
+    _RESERVED.pop(port).close()
 
 
 def _cannot_start(reason):
@@ -98,12 +110,14 @@ def start_private_mariadb(tls=False, datadir_size=None, datadir_fs=None, buffer_
     started = subprocess.run(["bash", str(SCRIPT), "start"] + options, capture_output=True, text=True,
                              timeout=180, check=False)
     if started.returncode != 0:
+        _release(port)
         _cannot_start("start failed (exit %d): %s" % (started.returncode, started.stderr.strip()[-2000:]))
     try:
         yield PrivateMariaDB(directory, port, started.stdout.splitlines())
     finally:
         stopped = subprocess.run(["bash", str(SCRIPT), "stop", "--dir", directory, "--port", str(port)],
                                  capture_output=True, text=True, timeout=180, check=False)
+        _release(port)
         assert stopped.returncode == 0, "private MariaDB did not stop: %s" % stopped.stderr
 
 
@@ -160,6 +174,7 @@ def start_private_postgresql_tls():
                                     "-o", options, "start"], capture_output=True, check=True, timeout=60)
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(directory, ignore_errors=True)
+        _release(port)
         _cannot_start("PostgreSQL with TLS did not start: %s" % (exc.stderr or b"").decode()[-1000:])
     try:
         yield port, dict(sslrootcert=os.path.join(directory, "ca.pem"),
@@ -169,3 +184,4 @@ def start_private_postgresql_tls():
         subprocess.run(as_server + [pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True,
                        check=False)
         shutil.rmtree(directory)
+        _release(port)
