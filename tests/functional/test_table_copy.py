@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import threading
 import time
 
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, stopping, table_copy
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions import visibility
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata, visibilities
@@ -510,3 +511,42 @@ def test_a_trigger_the_server_lists_but_cannot_drop_is_cleared(make_database):
     phases.run(db.engine, "contract")
     assert differences(db.engine, "mysql", HEAD) == ""
     assert visibilities(db) == expected  # and the repair's double rename kept every foreign key
+
+
+def test_sigterm_stops_a_copy_at_its_next_batch_and_clears_it(make_database, tmp_path):
+    """SIGTERM to a run in the middle of a copy: it stops at the next batch, as on Ctrl-C,
+    clears its copy (no table, no trigger left) and says so; Glance writes on; the next
+    runs complete."""
+    db = make_database("mysql")
+    phases.run(db.engine, "sync", version="mitaka02")
+    expected = seed_pre_ocata(db, IMAGES)
+    said = tmp_path / "msg"
+    pid = os.fork()
+    if pid == 0:  # the run; its own engine, os._exit skips the parent's finalizers
+        code = 1
+        try:
+            signal.alarm(120)
+            try:
+                phases.run(sa.create_engine(db.engine.url), "expand")
+            except stopping.Stopped as stopped:
+                said.write_text(str(stopped))
+                code = 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if db.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                     "AND TABLE_NAME = '_glance_new_images'") and \
+                db.scalar("SELECT COUNT(*) FROM _glance_new_images") >= 2 * table_copy.BATCH_ROWS:
+            break
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGTERM)
+    status = os.waitpid(pid, 0)[1]
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3, status
+    assert "stopped on SIGTERM while copying images" in said.read_text(), said.read_text()
+    assert _leftovers(db) == []
+    _glance_writes(db)
+    for phase in ("expand", "migrate", "contract"):
+        phases.run(db.engine, phase)
+    assert differences(db.engine, "mysql", HEAD) == ""
+    assert visibilities(db) == expected

@@ -7,7 +7,7 @@ the state again (another run may have done the work), plans again and runs.
 
 from __future__ import annotations
 
-from . import leftovers
+from . import leftovers, stopping
 from . import state as db_state
 from .data_migrations import MIGRATIONS
 from .errors import ClusterNotReady, DowngradeRefused, MissingPrivilege, PhaseOrderError, UnsupportedEngine
@@ -324,8 +324,9 @@ def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_r
 
     ``galera``: options for a Galera cluster (min_cluster_size, lock_ttl, lock_database).
     """
-    outcome = _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
-                   ddl_lock_wait_timeout, mysql_datadir, galera or {}, **plan_args)
+    with stopping.on_sigterm():
+        outcome = _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
+                       ddl_lock_wait_timeout, mysql_datadir, galera or {}, **plan_args)
     outcome.msg = message(outcome, check_mode, plan_args.get("version"))
     return outcome
 

@@ -15,6 +15,7 @@ import warnings
 from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
 from .flow_control import for_connection, pause_after_batch, record
+from . import stopping
 from .graph import GRAPH
 from .mysql_online import OnlineDDL
 from .retry import DEADLOCK, with_backoff
@@ -125,6 +126,7 @@ class Runner(object):
 
     def _upgrade(self, conn, revision_id, applied, write_rows=True):
         """Run one revision's upgrade() (and write its alembic_version rows) on ``conn``."""
+        stopping.check("before revision %s" % revision_id)
         revision = GRAPH.get(revision_id)
         after = set(applied) | {revision_id}
         check = getattr(revision.script, "data_loss_check", None)
@@ -188,6 +190,7 @@ class Runner(object):
             for step in migration.STEPS:
                 after = None
                 while max_rows is None or migrated < max_rows:
+                    stopping.check("during data migration %s (%d rows migrated)" % (migration.name, migrated))
                     limit = pacing.batch_size if max_rows is None else min(pacing.batch_size, max_rows - migrated)
                     pacing.before()
                     started = time.monotonic()  # the pause below follows the batch's time, not the pacing's

@@ -47,7 +47,7 @@ import time
 
 from .errors import GlanceDbError
 from .flow_control import for_connection, pause_after_batch
-from . import leftovers
+from . import leftovers, stopping
 from .leftovers import NEW, OLD, STAND_IN, TRIGGER, TRIGGER_PREFIX
 from .retry import DEADLOCK, error_code, with_backoff
 from .revisions.visibility import TRIGGER_NAMES as CARRIED_TRIGGERS, create_trigger
@@ -328,6 +328,7 @@ class TableCopy(object):
             batch_conn.commit()
             pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
             while True:
+                stopping.check("while copying %s (%d rows copied)" % (table, rows))
                 pacing.before()
                 started = time.monotonic()
                 where, params = ("`%s` > %%s" % key, [after]) if after is not None else ("1", [])
