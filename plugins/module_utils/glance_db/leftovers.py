@@ -14,8 +14,9 @@ OLD = "_glance_old_%s"  # the table itself, after the swap, until dropped
 TRIGGER_PREFIX = "_glance_copy_"
 TRIGGER = TRIGGER_PREFIX + "%s_%s"  # event, table: keeps the copy in step
 STAND_IN = "_glance_carry_%s"  # a carried trigger's stand-in during the swap
+FOREIGN_KEYS = "_glance_fks_%s"  # the definitions of the foreign keys to a table, while they move
 
-_TABLE_PREFIXES = (NEW % "", OLD % "")
+_TABLE_PREFIXES = (NEW % "", OLD % "", FOREIGN_KEYS % "")
 _TRIGGER_PREFIXES = (TRIGGER_PREFIX, STAND_IN % "")
 
 

@@ -48,7 +48,7 @@ import time
 from .errors import GlanceDbError
 from .flow_control import for_connection, pause_after_batch
 from . import leftovers, stopping
-from .leftovers import NEW, OLD, STAND_IN, TRIGGER, TRIGGER_PREFIX
+from .leftovers import FOREIGN_KEYS, NEW, OLD, STAND_IN, TRIGGER, TRIGGER_PREFIX
 from .retry import DEADLOCK, error_code, with_backoff
 from .revisions.visibility import TRIGGER_NAMES as CARRIED_TRIGGERS, create_trigger
 
@@ -174,6 +174,7 @@ class TableCopy(object):
                         raise
                     raise CopyRefused(str(getattr(exc, "orig", exc)))
             rows, batches = self._copy(conn, table, new, columns, key)
+            self._record_foreign_keys(conn, table)
             self._point_foreign_keys(conn, table, new)
             for name in self._own_triggers(conn, table):
                 self.run_ddl(conn, create_trigger(name, table=new, name=STAND_IN % name, stand_in=True))
@@ -182,6 +183,7 @@ class TableCopy(object):
             raise
         self.run_ddl(conn, "RENAME TABLE `%s` TO `%s`, `%s` TO `%s`" % (table, old, new, table))
         self._drop_old(conn, table)
+        self._restore_foreign_keys(conn, table)  # none is missing: drops the record
         self._restore_carried(conn, table)
         self.copies.append({"table": table, "alter": clause, "rows": rows, "batches": batches,
                             "seconds": round(time.monotonic() - started, 2)})
@@ -201,7 +203,7 @@ class TableCopy(object):
         """Clear what any stopped copy left, whichever table it was of: a run resumed
         later need not copy that table again (the caller holds the migration lock)."""
         found = leftovers.read(lambda sql: conn.exec_driver_sql(sql).fetchall())
-        for table in sorted(set(re.sub(r"^_glance_(new|old)_", "", item["table"]) for item in found)):
+        for table in sorted(set(re.sub(r"^_glance_(new|old|fks)_", "", item["table"]) for item in found)):
             self.clear_leftovers(conn, table)
 
     def clear_leftovers(self, conn, table):
@@ -214,6 +216,7 @@ class TableCopy(object):
         if self._exists(conn, new):
             self._point_foreign_keys(conn, new, table)
             self.run_ddl(conn, "DROP TABLE `%s`" % new)
+        self._restore_foreign_keys(conn, table)
         self._drop_old(conn, table)
         self._restore_carried(conn, table)
 
@@ -353,8 +356,10 @@ class TableCopy(object):
                 return conn.exec_driver_sql(sql, tuple(params)).rowcount
         return with_backoff(batch, (DEADLOCK,), self.sleep)
 
-    def _point_foreign_keys(self, conn, source, target):
-        """Point every foreign key that references ``source`` at ``target``, names kept."""
+    @staticmethod
+    def _foreign_keys(conn, source):
+        """{(child, name): the constraint's clause after its name, with ``{target}`` for the
+        referenced table} of every foreign key that references ``source``."""
         found = conn.exec_driver_sql(
             "SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME, "
             "r.UPDATE_RULE, r.DELETE_RULE FROM information_schema.KEY_COLUMN_USAGE k "
@@ -368,20 +373,62 @@ class TableCopy(object):
             entry = keys.setdefault((child, name), ([], [], on_update, on_delete))
             entry[0].append("`%s`" % column)
             entry[1].append("`%s`" % referenced)
+        return dict((key, "FOREIGN KEY (%s) REFERENCES `{target}` (%s)%s" % (
+            ", ".join(columns), ", ".join(referenced),
+            "".join(" ON %s %s" % (what, rule) for what, rule in (("DELETE", on_delete), ("UPDATE", on_update))
+                    if rule != "RESTRICT")))
+            for key, (columns, referenced, on_update, on_delete) in keys.items())
+
+    def _record_foreign_keys(self, conn, table):
+        """Keep the definitions of the foreign keys that reference ``table`` in FOREIGN_KEYS,
+        before they are pointed at the copy: each is dropped and added again in two
+        statements, and a run stopped between them leaves a child without it, which the
+        next run adds again from here (_restore_foreign_keys)."""
+        record = FOREIGN_KEYS % table
+        self.run_ddl(conn, "CREATE TABLE IF NOT EXISTS `%s` (child VARCHAR(64) NOT NULL, name VARCHAR(64) NOT NULL, "
+                           "definition TEXT NOT NULL, PRIMARY KEY (child, name)) ENGINE=InnoDB" % record)
+        # Committed by the first DROP FOREIGN KEY (MySQL commits before each DDL statement).
+        for (child, name), definition in sorted(self._foreign_keys(conn, table).items()):
+            conn.exec_driver_sql("REPLACE INTO `%s` VALUES (%%s, %%s, %%s)" % record, (child, name, definition))
+
+    def _restore_foreign_keys(self, conn, table):
+        """Add again, towards ``table``, each recorded foreign key that its child lacks; then
+        drop the record."""
+        record = FOREIGN_KEYS % table
+        if not self._exists(conn, record):
+            return
+        recorded = conn.exec_driver_sql("SELECT child, name, definition FROM `%s`" % record).fetchall()
+        present = set((child, name) for child, name in conn.exec_driver_sql(
+            "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE()").fetchall())
+        missing = [(child, name, definition) for child, name, definition in recorded if (child, name) not in present]
+        with self._checks_off(conn):
+            for child, name, definition in missing:
+                self.run_ddl(conn, "ALTER TABLE `%s` ADD CONSTRAINT `%s` %s, ALGORITHM=INPLACE, LOCK=NONE"
+                             % (child, name, definition.format(target=table)))
+        self.run_ddl(conn, "DROP TABLE `%s`" % record)
+
+    def _point_foreign_keys(self, conn, source, target):
+        """Point every foreign key that references ``source`` at ``target``, names kept."""
+        keys = self._foreign_keys(conn, source)
         if not keys:
             return
-        conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")  # metadata only: no rows checked
-        try:
-            for (child, name), (columns, referenced, on_update, on_delete) in sorted(keys.items()):
-                rules = "".join(" ON %s %s" % (what, rule) for what, rule in (("DELETE", on_delete), ("UPDATE", on_update))
-                                if rule != "RESTRICT")
+        with self._checks_off(conn):
+            for (child, name), definition in sorted(keys.items()):
                 with self._tables_locked(conn, (child, source, target)):
                     # Two statements: one cannot drop a constraint name and add it again.
                     self.run_ddl(conn, "ALTER TABLE `%s` DROP FOREIGN KEY `%s`, ALGORITHM=INPLACE, LOCK=NONE"
                                  % (child, name))
-                    self.run_ddl(conn, "ALTER TABLE `%s` ADD CONSTRAINT `%s` FOREIGN KEY (%s) REFERENCES `%s` (%s)%s, "
-                                       "ALGORITHM=INPLACE, LOCK=NONE" % (child, name, ", ".join(columns), target,
-                                                                         ", ".join(referenced), rules))
+                    self.run_ddl(conn, "ALTER TABLE `%s` ADD CONSTRAINT `%s` %s, ALGORITHM=INPLACE, LOCK=NONE"
+                                 % (child, name, definition.format(target=target)))
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _checks_off(conn):
+        """Foreign keys added without checking rows: metadata only."""
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        try:
+            yield
         finally:
             if not conn.invalidated:  # a lost connection takes its session settings with it
                 conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
