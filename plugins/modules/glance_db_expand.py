@@ -71,6 +71,16 @@ plan:
       type: list
       elements: str
       sample: ["2024_1_contract01"]
+    leftovers:
+      description: What a stopped run left (copy tables and triggers), cleared before anything else.
+      type: list
+      elements: dict
+    table_copies:
+      description:
+        - The shadow copies the revisions are expected to make (MySQL/MariaDB, a table the server counts
+          10,000 rows or more in), each with C(revision), C(table) and C(estimated_bytes) as in RV(table_copies).
+      type: list
+      elements: dict
   sample: {"phase": "expand", "revisions": ["ocata_expand01", "pike_expand01"], "data_migrations": []}
 revisions_applied:
   description: The revisions applied, in order.
@@ -89,7 +99,12 @@ table_copies:
   description:
     - The large tables rebuilt through a shadow copy instead of one long C(ALTER TABLE) (MySQL/MariaDB,
       tables of 10,000 rows or more), each with C(table), C(alter) (the change, as an C(ALTER TABLE)
-      clause), C(rows) copied, C(batches) and C(seconds). Empty elsewhere and when no such change ran.
+      clause), C(rows) copied, C(batches), C(seconds) and C(estimated_bytes), the room it needed in the
+      server's data directory (C(data), C(indexes), C(binary_log), C(total)). Empty elsewhere and when no
+      such change ran.
+    - Before each copy the room is checked against the free space of O(mysql_datadir) when it is given
+      (the run is refused, naming the figures, before anything is changed); otherwise a warning says
+      how much is needed, as the server does not report its free disk.
     - See the collection's docs/galera.md, "Schema changes that do not hold the cluster".
   returned: always
   type: list
@@ -100,6 +115,7 @@ table_copies:
       rows: 200000
       batches: 201
       seconds: 21.4
+      estimated_bytes: {data: 63963136, indexes: 52510720, binary_log: 0, total: 116473856}
 """
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule

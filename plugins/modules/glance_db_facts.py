@@ -91,11 +91,28 @@ glance_db:
           refuses C(db check) itself (exit 1), but the state is reported the same way.
       type: int
     up_to_date:
-      description: True when the contract branch is at its head.
+      description: True when the contract branch is at its head and no stopped run's leftovers stand (RV(glance_db.run)).
       type: bool
     known:
-      description: False when the database holds revisions this collection does not know, or is not a Glance database.
+      description:
+        - False when the database holds revisions this collection does not know, is not a Glance database, or its
+          C(alembic_version) is inconsistent (RV(glance_db.inconsistent)); every writing module refuses it then.
       type: bool
+    inconsistent:
+      description:
+        - True when the rows of C(alembic_version) are not what Glance's upgrades leave for the revisions they name
+          (e.g. a head beside an older revision of its branch), or the schema contradicts them (a table or column
+          the newest revision of a branch added is missing, or one it dropped is there).
+      type: bool
+    run:
+      description:
+        - What a stopped run left on MySQL/MariaDB, C(leftovers) (each with C(kind) V(table) or V(trigger), C(name) and
+          C(table)), and C(msg), naming the module that clears them (V(null) when none). Glance's writes go on while
+          they stand; M(openstack_ops.glance.glance_db_purge) and M(openstack_ops.glance.glance_db_metadefs) refuse.
+      type: dict
+      sample: {"leftovers": [{"kind": "table", "name": "_glance_new_images", "table": "_glance_new_images"}],
+               "msg": "A stopped run left table _glance_new_images. Run glance_db_migrate: it clears them under the
+                       migration lock before anything else (so do glance_db_sync, _expand, _migrate and _contract)."}
     unknown_revisions:
       description: Rows of C(alembic_version) this collection does not know.
       type: list

@@ -23,7 +23,7 @@ import time
 from .deps import sa
 from .errors import ConfigurationError
 from .retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
-from .table_copy import CopyRefused, TableCopy, alteration
+from .table_copy import CopyRefused, TableCopy, alteration, refuse_without_room
 
 LOCK_NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
 # What a statement reports when a killed run already did it: MySQL commits each DDL
@@ -90,6 +90,11 @@ class TablespaceHold(object):
                 "user (become_user: mysql) or root, or leave mysql_datadir unset." % datadir)
         return cls(datadir, url.database)
 
+    def refuse_without_room(self, copy):
+        """Refuse a run whose largest expected shadow copy (phases.estimate_copies) does not fit."""
+        disk = os.statvfs(self.datadir)
+        refuse_without_room(copy["table"], copy["estimated_bytes"], disk.f_bavail * disk.f_frsize, self.datadir)
+
     def clear_leftovers(self):
         """Free what a killed run's holds still keep (the caller holds the migration lock)."""
         for name in os.listdir(self.datadir):
@@ -126,7 +131,8 @@ class OnlineDDL(object):
         self.hold = hold  # a TablespaceHold, or None
         self.resumed = []  # statements found already done by an interrupted run
         # Online: a large table's rebuild or index build through a shadow copy (table_copy.py).
-        self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep) if copy else None
+        self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep, warn=warn,
+                              datadir=hold.datadir if hold else None) if copy else None
         self._queued = None  # (connection, table, [(ALTER clause, rebuilds, plain run)])
 
     def _ddl(self, connection, sql):

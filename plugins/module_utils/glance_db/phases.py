@@ -26,6 +26,7 @@ class Plan(object):
         self.data_migrations = list(data_migrations)  # [(migration module, rows)]
         self.contract_revisions = list(contract_revisions)  # applied after them
         self.leftovers = []  # what a stopped run left (leftovers.read), cleared before the rest
+        self.table_copies = []  # MySQL, online: the shadow copies expected, with their room (estimate_copies)
 
     @property
     def empty(self):
@@ -52,6 +53,7 @@ class Plan(object):
             "revisions": self.revisions + self.contract_revisions,
             "data_migrations": [{"name": m.name, "rows": rows} for m, rows in self.data_migrations],
             "leftovers": list(self.leftovers),
+            "table_copies": list(self.table_copies),
         }
 
 
@@ -152,7 +154,27 @@ def plan_expand(state, version=None):
     revisions = [r.id for r in GRAPH.pending(state.applied, target)]
     if state.engine_name == "mysql" and "ocata_expand01" in revisions:
         _require_trigger_rights(state)
-    return Plan("expand", revisions)
+    plan = Plan("expand", revisions)
+    plan.table_copies = estimate_copies(state, revisions)
+    return plan
+
+
+def estimate_copies(state, revisions):
+    """The shadow copies an online run of ``revisions`` is expected to make on MySQL (each
+    revision's ``rebuilds`` of a table of table_copy.MIN_ROWS rows or more, as the server
+    estimates its rows), with the room each needs (table_copy.space_needed): one copy at a
+    time, so the largest is what must be free."""
+    if state.engine_name != "mysql":
+        return []
+    from .table_copy import MIN_ROWS, space_needed
+    found = []
+    for revision in revisions:
+        for table in getattr(GRAPH.get(revision).script, "rebuilds", ()):
+            size = state.table_sizes.get(table)
+            if size and size["rows"] >= MIN_ROWS:
+                found.append({"revision": revision, "table": table, "estimated_bytes": space_needed(
+                    size["data"], size["indexes"], bool((state.mysql or {}).get("binary_logging")))})
+    return found
 
 
 def _require_trigger_rights(state):
@@ -202,7 +224,9 @@ def plan_contract(state, version=None):
         raise PhaseOrderError(
             "Contract cannot run while data migrations are pending (%s). Run "
             "glance_db_migrate first." % ", ".join("%s: %d rows" % w for w in waiting))
-    return Plan("contract", contract_revisions=[r.id for r in GRAPH.pending(state.applied, target)])
+    plan = Plan("contract", contract_revisions=[r.id for r in GRAPH.pending(state.applied, target)])
+    plan.table_copies = estimate_copies(state, plan.contract_revisions)
+    return plan
 
 
 def require_galera_ready(state, min_cluster_size=None):
@@ -366,6 +390,8 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
             current = db_state.read(engine)
         plan = PLANNERS[phase](current, **plan_args)
         plan.leftovers = cleared
+        if hold and plan.table_copies:  # before anything is changed
+            hold.refuse_without_room(max(plan.table_copies, key=lambda c: c["estimated_bytes"]["total"]))
         applied = runner.apply_revisions(plan.revisions, current.applied)
         done = list(plan.revisions)
         migrated = []

@@ -35,6 +35,7 @@ class DatabaseState(object):
         self.galera = None  # on a Galera node: galera_facts()
         self.leftovers = []  # what a stopped run left (leftovers.read), MySQL only
         self.schema_contradictions = []  # what the schema shows against alembic_version (_check_markers)
+        self.table_sizes = {}  # MySQL: table -> {"rows" (the server's estimate), "data", "indexes"} in bytes
         self.unknown_rows = [r for r in self.rows if LEGACY_ROWS.get(r, r) not in GRAPH.by_id]
         self.applied = set() if self.unknown_rows else GRAPH.applied_from_rows(self._effective_rows())
         self.pending = {}  # data migration name -> rows still to migrate (open windows only)
@@ -358,6 +359,8 @@ def _read(queries, count=True):
     if dialect == "mysql":
         state.galera = galera_facts(queries)
         state.leftovers = run_leftovers.read(queries.rows)
+        state.table_sizes = dict((name, {"rows": int(rows or 0), "data": int(data or 0), "indexes": int(indexes or 0)})
+                                 for name, rows, data, indexes in queries.rows(TABLE_SIZES))
     for migration in MIGRATIONS if count else ():
         if state.window_open(migration):
             state.pending[migration.name] = queries.count_rows(migration)
@@ -365,6 +368,9 @@ def _read(queries, count=True):
             state.rows_before_open[migration.name] = queries.rows_before_open(migration)
     return state
 
+
+TABLE_SIZES = ("SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES "
+               "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
 
 COLUMNS = {
     "mysql": "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "

@@ -42,6 +42,7 @@ Not taken for a table with triggers of its own other than those.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
 
@@ -76,6 +77,36 @@ class CopyRefused(Exception):
 
 class LeftoverTrigger(GlanceDbError):
     """A trigger of ours that the server keeps listing after it was dropped."""
+
+
+class NoSpaceForCopy(GlanceDbError):
+    """The server's data directory lacks the room a copy needs; nothing was started."""
+
+
+MIB = 1 << 20
+
+
+def space_needed(data, indexes, binary_logging):
+    """The bytes a copy of a table of ``data`` and ``indexes`` bytes needs free in the server's
+    data directory while it runs: the copy's data and indexes, and, with binary logging,
+    the logged row images of every copied row (about the data once more). InnoDB's redo log
+    has a fixed size in MariaDB 10.11: it needs no more room (it only wraps sooner)."""
+    log = data if binary_logging else 0
+    return {"data": data, "indexes": indexes, "binary_log": log, "total": data + indexes + log}
+
+
+def space_text(needed):
+    return "%d MiB (data %d MiB, indexes %d MiB, binary log %d MiB)" % tuple(
+        -(-needed[k] // MIB) for k in ("total", "data", "indexes", "binary_log"))
+
+
+def refuse_without_room(table, needed, free, datadir):
+    """Raise NoSpaceForCopy when ``free`` bytes cannot hold ``needed``."""
+    if free < needed["total"]:
+        raise NoSpaceForCopy(
+            "A shadow copy of table %s needs about %s free in %s, which has %d MiB free: nothing was "
+            "started. Free space there (or grow the filesystem), then run again." % (
+                table, space_text(needed), datadir, free // MIB))
 
 
 # The statements a copy can take, each as an ALTER TABLE clause for the copy. Only
@@ -134,8 +165,12 @@ def _names(conn, sql, *params):
 class TableCopy(object):
     """Runs ALTER TABLE statements on large tables through a shadow copy (see the module's doc)."""
 
-    def __init__(self, run_ddl, galera=False, sleep=time.sleep, batch_rows=None, min_rows=MIN_ROWS):
+    def __init__(self, run_ddl, galera=False, sleep=time.sleep, batch_rows=None, min_rows=MIN_ROWS,
+                 warn=None, datadir=None):
         self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
+        self.warn = warn or (lambda text: None)
+        self.datadir = datadir  # the server's data directory on this host (mysql_datadir), or None
+        self._sizes = {}  # table -> the largest (data, indexes) seen in this run
         self.galera = galera
         self.sleep = sleep
         self.batch_rows = batch_rows or (GALERA_BATCH_ROWS if galera else BATCH_ROWS)
@@ -155,6 +190,7 @@ class TableCopy(object):
         """ALTER TABLE ``table`` ``clause`` through a shadow copy."""
         started = time.monotonic()
         self.clear_leftovers(conn, table)
+        needed = self._check_space(conn, table)
         new, old = NEW % table, OLD % table
         self.run_ddl(conn, "CREATE TABLE `%s` LIKE `%s`" % (new, table))
         try:
@@ -186,7 +222,36 @@ class TableCopy(object):
         self._restore_foreign_keys(conn, table)  # none is missing: drops the record
         self._restore_carried(conn, table)
         self.copies.append({"table": table, "alter": clause, "rows": rows, "batches": batches,
-                            "seconds": round(time.monotonic() - started, 2)})
+                            "seconds": round(time.monotonic() - started, 2), "estimated_bytes": needed})
+
+    def _check_space(self, conn, table):
+        """The room the copy needs (space_needed); refused when the data directory is at
+        hand and lacks it, else a warning says how much to have: the server does not
+        report its free disk. The server's sizes are statistics, stale for a table just
+        swapped in (a second copy of it in the same run): the largest seen is kept, and
+        with the data directory the table's file says how much it holds."""
+        data, indexes, binlog = conn.exec_driver_sql(
+            "SELECT DATA_LENGTH, INDEX_LENGTH, @@log_bin FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,)).one()
+        data, indexes = int(data or 0), int(indexes or 0)
+        if self.datadir:
+            database = conn.exec_driver_sql("SELECT DATABASE()").scalar()
+            try:
+                held = os.stat(os.path.join(self.datadir, database, table + ".ibd")).st_blocks * 512
+            except OSError:  # not file-per-table
+                held = 0
+            data = max(data, held - indexes)
+        seen = self._sizes.get(table, (0, 0))
+        data, indexes = self._sizes[table] = max(data, seen[0]), max(indexes, seen[1])
+        needed = space_needed(data, indexes, bool(int(binlog)))
+        if self.datadir:
+            disk = os.statvfs(self.datadir)
+            refuse_without_room(table, needed, disk.f_bavail * disk.f_frsize, self.datadir)
+        else:
+            self.warn("A shadow copy of table %s needs about %s free in the database server's data "
+                      "directory; the server does not report its free space, so it was not checked. "
+                      "Run on the database server with mysql_datadir to have it checked." % (table, space_text(needed)))
+        return needed
 
     def _clear_after_failure(self, conn, table):
         """Clear a failed copy's leftovers where the connection still works. Where it does not

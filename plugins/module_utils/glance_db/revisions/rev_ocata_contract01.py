@@ -17,6 +17,10 @@ down_revision = "mitaka02"
 branch_labels = ("ocata01", "contract")
 depends_on = "ocata_expand01"
 
+# The tables it rebuilds or indexes: on MySQL a large one goes through a shadow copy
+# (table_copy.py), whose disk space check mode estimates.
+rebuilds = ("images",)
+
 # What the schema shows once this revision is applied (state.py checks it against alembic_version).
 schema_marker = ("images.is_public", False)
 
