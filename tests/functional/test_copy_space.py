@@ -18,6 +18,9 @@ from seed import IMAGE_INSERT, image_id, seed_pre_ocata
 
 IMAGES = table_copy.MIN_ROWS + 2000
 MIB = 1 << 20
+# What MariaDB answers on a full disk: the table is full, a table cannot be created
+# (errno 135, no room), the disk is full.
+DISK_FULL = {1114, 1005, 1021}
 
 
 class _Database(object):
@@ -72,5 +75,54 @@ def test_an_expand_without_room_for_its_copy_refuses_before_changing_anything(pr
             assert GRAPH.heads[EXPAND] in outcome.after["revisions"]
             with db.engine.connect() as conn:
                 assert conn.exec_driver_sql("SELECT COUNT(*) FROM images").scalar() == IMAGES + 1
+        finally:
+            db.engine.dispose()
+
+
+def test_a_copy_that_fills_the_disk_is_cleared_and_breaks_no_write(private_mariadb):  # noqa: F811
+    """Without mysql_datadir nothing checks the room: the copy meets a full disk (1114) part-way.
+    Whatever its cleanup manages on the full disk, no Glance write fails on our triggers
+    (1146, 1054, 1360): while the disk is full they fail as Glance's own writes would (1114) or
+    succeed; once space is freed, the next expand clears what is left and completes, and no
+    row is lost."""
+    with private_mariadb(datadir_size="400M", redo="8M") as server:
+        server.execute("CREATE DATABASE glance")
+        db = _Database(server.url("glance"))
+        try:
+            phases.run(db.engine, "sync", version="mitaka02")
+            seed_pre_ocata(db, IMAGES)
+            needed = phases.run(db.engine, "expand", check_mode=True).plan.table_copies[0]["estimated_bytes"]
+            filler = server.datadir / "filler.bin"
+            disk = os.statvfs(server.datadir)
+            with open(filler, "wb") as handle:
+                os.posix_fallocate(handle.fileno(), 0, disk.f_bavail * disk.f_frsize - needed["total"] // 3)
+            try:
+                phases.run(db.engine, "expand")
+                raise AssertionError("the copy did not meet the full disk")
+            except sa.exc.OperationalError as exc:
+                assert exc.orig.args[0] in DISK_FULL, exc
+            codes = []
+            for n in range(5):  # Glance's writes on the full disk
+                try:
+                    with db.engine.begin() as conn:
+                        conn.execute(sa.text(IMAGE_INSERT), dict(id=image_id(IMAGES + 1 + n), name="n", is_public=True,
+                                                                 deleted=False, protected=False))
+                        conn.exec_driver_sql("UPDATE images SET name = 'renamed' WHERE id = '%s'" % image_id(5))
+                    codes.append(None)
+                except sa.exc.OperationalError as exc:
+                    codes.append(exc.orig.args[0])
+            assert set(codes) <= {None} | DISK_FULL, codes
+            filler.unlink()
+            written = [image_id(IMAGES + 1 + n) for n, code in enumerate(codes) if code is None]
+            with db.engine.begin() as conn:  # and once space is freed
+                conn.execute(sa.text(IMAGE_INSERT), dict(id=image_id(IMAGES + 10), name="n", is_public=True,
+                                                         deleted=False, protected=False))
+            phases.run(db.engine, "expand")
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                                            "DATABASE() AND LEFT(TABLE_NAME, 8) = '_glance_'").scalar() == 0
+                assert conn.exec_driver_sql("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = "
+                                            "DATABASE() AND LEFT(TRIGGER_NAME, 8) = '_glance_'").scalar() == 0
+                assert conn.exec_driver_sql("SELECT COUNT(*) FROM images").scalar() == IMAGES + len(written) + 1
         finally:
             db.engine.dispose()
