@@ -319,3 +319,29 @@ class _Db(object):
 
     def rows(self, sql):
         return self.gdb.rows(sql, node=self.node)
+
+
+def test_facts_report_a_stale_lease_of_a_stopped_run(gdb):
+    """A run killed while it held the lease leaves its row until the lease expires and the
+    next run takes it over: the facts report it, stale once expired, and name who held it."""
+    facts = db_state.read(gdb.engine(2)).as_facts()
+    assert facts["run"]["lease"] is None and facts["run"]["msg"] is None
+    table = "%s.leases" % db_lock.DEFAULT_LOCK_DATABASE
+    _lease(gdb, 1, 4)._ensure_table(gdb.engine(1).connect())
+    galera.admin(1, "INSERT INTO %s VALUES (:n, 'killed00holder00', 'node1', 0, UTC_TIMESTAMP(6), "
+                    "UTC_TIMESTAMP(6) - INTERVAL 1 SECOND)" % table, {"n": gdb.name})
+    try:
+        facts = db_state.read(gdb.engine(2)).as_facts()
+        lease = facts["run"]["lease"]
+        assert lease["stale"] is True and lease["holder"] == "killed00holder00" and lease["node"] == "node1"
+        assert "lease of a run that stopped (node node1" in facts["run"]["msg"]
+        taker = _lease(gdb, 2, 10)
+        taker.acquire(20)  # the next writing run takes it over
+        try:
+            held = db_state.read(gdb.engine(3)).as_facts()["run"]["lease"]
+            assert held["stale"] is False and held["holder"] == taker.token
+        finally:
+            taker.release()
+        assert db_state.read(gdb.engine(1)).as_facts()["run"]["lease"] is None
+    finally:
+        galera.admin(1, "DELETE FROM %s WHERE name = :n" % table, {"n": gdb.name})

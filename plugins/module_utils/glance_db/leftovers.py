@@ -34,6 +34,32 @@ QUERY = (
 )
 
 
+# The Galera migration lock's lease (lock.GaleraLease), in its default database: the facts
+# take no lock options (a lease elsewhere is not reported).
+LEASE_DATABASE = "glance_migration_lock"
+LEASE_QUERY = ("SELECT holder, node, acquired_at, expires_at, expires_at <= UTC_TIMESTAMP(6) FROM `" +
+               LEASE_DATABASE + "`.`leases` WHERE name = DATABASE()")
+LEASE_TABLE_QUERY = ("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '" + LEASE_DATABASE +
+                     "' AND TABLE_NAME = 'leases'")
+
+
+def read_lease(rows):
+    """This database's lease on a Galera node, ``{"holder", "node", "acquired_at", "expires_at",
+    "stale"}``, or None (no lease, or no right to read it). A stale lease outlived its run: its
+    holder stopped renewing it; the next writing run takes it over."""
+    try:
+        if not rows(LEASE_TABLE_QUERY)[0][0]:
+            return None
+        found = rows(LEASE_QUERY)
+    except Exception:  # pylint: disable=broad-except  # no SELECT on the lock database: nothing to report
+        return None
+    if not found:
+        return None
+    holder, node, acquired, expires, expired = found[0]
+    return {"holder": holder, "node": node, "acquired_at": "%sZ" % acquired.isoformat(),
+            "expires_at": "%sZ" % expires.isoformat(), "stale": bool(expired)}
+
+
 def read(rows):
     """The leftovers, as ``[{"kind": "table"|"trigger", "name", "table"}]``; ``rows`` runs a query."""
     return [{"kind": kind, "name": name, "table": table} for kind, name, table in rows(QUERY)]

@@ -22,6 +22,7 @@ import uuid
 
 from .deps import sa
 from .errors import LockLost, LockTimeout, MissingPrivilege
+from .leftovers import LEASE_DATABASE
 
 LOCK_NAME = "openstack_ops.glance.db"
 # PostgreSQL advisory locks take a 64-bit key; this one is ours (advisory locks
@@ -139,7 +140,7 @@ def _names(path, fd):
 
 # ---- Galera: a lease row the cluster replicates (docs/galera.md, "The migration lock")
 DEFAULT_LEASE_SECONDS = 30
-DEFAULT_LOCK_DATABASE = "glance_migration_lock"
+DEFAULT_LOCK_DATABASE = LEASE_DATABASE
 LEASE_POLL_SECONDS = 0.5
 # Marks the holding run's statements, so a run about to take an expired lease
 # over sees, on its own node, a statement the holder still runs: Galera runs DDL

@@ -34,6 +34,7 @@ class DatabaseState(object):
         self.mysql = mysql_capabilities
         self.galera = None  # on a Galera node: galera_facts()
         self.leftovers = []  # what a stopped run left (leftovers.read), MySQL only
+        self.lease = None  # on Galera: the migration lock's lease of this database (leftovers.read_lease)
         self.schema_contradictions = []  # what the schema shows against alembic_version (_check_markers)
         self.table_sizes = {}  # MySQL: table -> {"rows" (the server's estimate), "data", "indexes"} in bytes
         self.unknown_rows = [r for r in self.rows if LEGACY_ROWS.get(r, r) not in GRAPH.by_id]
@@ -161,9 +162,18 @@ class DatabaseState(object):
             facts["up_to_date"] = self.next_step == "none" and not self.leftovers
         else:
             facts.update(next_step="unknown", check_exit_code=None, up_to_date=False)
-        facts["run"] = {"leftovers": list(self.leftovers),
-                        "msg": self.leftovers_message() if self.leftovers else None}
+        facts["run"] = {"leftovers": list(self.leftovers), "lease": self.lease, "msg": self.run_message()}
         return facts
+
+    def run_message(self):
+        """What the facts say of a stopped run: its leftovers, its stale lease; else None."""
+        said = [self.leftovers_message()] if self.leftovers else []
+        if self.lease and self.lease["stale"]:
+            said.append("The migration lock's lease of a run that stopped (node %s, expired %s) stands in %s.leases: "
+                        "harmless, the next writing run takes it over once no statement of that run is "
+                        "still running." % (self.lease["node"], self.lease["expires_at"],
+                                            run_leftovers.LEASE_DATABASE))
+        return " ".join(said) or None
 
     def leftovers_message(self):
         """What a stopped run left, and the module that clears it."""
@@ -359,6 +369,8 @@ def _read(queries, count=True):
     if dialect == "mysql":
         state.galera = galera_facts(queries)
         state.leftovers = run_leftovers.read(queries.rows)
+        if state.galera is not None:
+            state.lease = run_leftovers.read_lease(queries.rows)
         state.table_sizes = dict((name, {"rows": int(rows or 0), "data": int(data or 0), "indexes": int(indexes or 0)})
                                  for name, rows, data, indexes in queries.rows(TABLE_SIZES))
     for migration in MIGRATIONS if count else ():
