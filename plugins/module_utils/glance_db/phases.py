@@ -331,7 +331,7 @@ def settled(state, phase, batch_size=None, max_rows=None, **plan_args):
         return None
     if state.foreign:  # perhaps another run's first sync, half done: run() decides under the lock
         return None
-    if state.leftovers:  # cleared by run(), under the lock
+    if state.leftovers or state.schema_contradictions:  # cleared, or judged again, by run() under the lock
         return None
     plan = PLANNERS[phase](state, **plan_args)
     if not plan.empty:
@@ -371,7 +371,8 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
     # a database is judged again under the lock, and refused there if it stays so.
     # What a stopped run left is cleared under the lock before anything else, even by
     # a phase that has nothing else to do or is then refused.
-    if check_mode or not (before_state.foreign or before_state.leftovers):
+    # A schema seen contradicting alembic_version may be another run's copy, caught at its swap.
+    if check_mode or not (before_state.foreign or before_state.leftovers or before_state.schema_contradictions):
         plan = PLANNERS[phase](before_state, **plan_args)
         plan.leftovers = list(before_state.leftovers)
         if check_mode or plan.empty:
