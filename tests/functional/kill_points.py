@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,16 +382,26 @@ def n_minus_1_write(url):
     try:
         with engine.connect() as conn:
             for call, statements in calls:
-                try:
-                    with conn.begin():
-                        for sql, params in statements:
-                            conn.execute(sa.text(sql), params)
-                except sa.exc.DBAPIError as exc:
-                    return {"ok": False, "call": call, "code": _code(exc),
-                            "error": str(getattr(exc, "orig", exc))[:400], "image_id": image}
+                for attempt in range(GLANCE_RETRIES + 1):
+                    try:
+                        with conn.begin():
+                            for sql, params in statements:
+                                conn.execute(sa.text(sql), params)
+                        break
+                    except sa.exc.DBAPIError as exc:
+                        # Glance retries a deadlock in these calls only (wrap_db_retry, 50 x 0.5 s)
+                        if call in GLANCE_RETRIED and _code(exc) == 1213 and attempt < GLANCE_RETRIES:
+                            time.sleep(0.5)
+                            continue
+                        return {"ok": False, "call": call, "code": _code(exc),
+                                "error": str(getattr(exc, "orig", exc))[:400], "image_id": image}
     finally:
         engine.dispose()
     return {"ok": True, "image_id": image}
+
+
+GLANCE_RETRIED = ("image_create", "image_update", "image_destroy")
+GLANCE_RETRIES = 50
 
 
 def written_rows(url, image):

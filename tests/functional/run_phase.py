@@ -54,6 +54,9 @@ MIN_ROWS_ENV = "GLANCE_TEST_COPY_MIN_ROWS"
 MARK_ENV = "GLANCE_TEST_KILL_MARK"
 
 
+LEADING_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*", re.DOTALL)
+
+
 def parse_kill(kill):
     """KILL (see the module's doc) -> (signal, point, pattern or None, count)."""
     sig = signal.SIGKILL
@@ -95,6 +98,7 @@ def arm_kill(target, kill):
 
     @connection.sa.event.listens_for(target, event)
     def at_statement(conn, cursor, statement, parameters, context, executemany):
+        statement = LEADING_COMMENT.sub("", statement)  # on Galera, the lease's tag (lock.STATEMENT_TAG)
         if (WRITE.match(statement) if pattern is None else pattern.search(statement)):
             maybe_die()
 

@@ -58,7 +58,7 @@ def test_a_batch_that_lost_certification_runs_again(tmp_path):
         sleeps = []
         runner = Runner(gdb.engine(1), online=False, sleep=sleeps.append)
 
-        migrated = runner.run_data_migration(types.SimpleNamespace(STEPS=(step,) + ocata.STEPS[1:]),
+        migrated = runner.run_data_migration(types.SimpleNamespace(name=ocata.name, STEPS=(step,) + ocata.STEPS[1:]),
                                              batch_size=25)
 
         # 60 rows in batches of 25: 3 batches, the first one twice.
