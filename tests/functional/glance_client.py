@@ -139,8 +139,8 @@ def _thread_loop(api, context, retries, node, thread, out, stop_file):
                   "visibility": visibility, "disk_format": "raw", "container_format": "bare",
                   "size": 1024 + k, "owner": OWNER, "min_disk": 0, "min_ram": 0, "protected": False}
         properties = {"gc_writer": me, "gc_cycle": str(k)}
-        ok, _ = call("image_create", lambda: api.image_create(ctx, dict(values, properties=properties)),
-                     {"image": image, "values": values, "properties": properties})
+        ok, _created = call("image_create", lambda: api.image_create(ctx, dict(values, properties=properties)),
+                            {"image": image, "values": values, "properties": properties})
         if not ok:  # its later calls would only fail for want of the image
             k += 1
             continue
@@ -345,7 +345,7 @@ class StandIns(object):
         calls = []
         for thread in self.threads:
             thread.join(timeout=120)
-        for _ in self.threads:
+        for _thread in self.threads:
             name, log, writes, failed = self.results.get(timeout=10)
             self.writes.update(writes)
             self.failed.update(failed)
@@ -364,7 +364,7 @@ class StandIns(object):
         """canary's verify of every image the writers touched, against the phases' timeline
         (Glance's Ocata triggers from expand to contract, the data migration in migrate)."""
         timeline = self.canary.Timeline(marks["expand"], marks.get("contract"),
-                                         [marks["migrate"]] if "migrate" in marks else [])
+                                        [marks["migrate"]] if "migrate" in marks else [])
         return self.canary.verify(self.url, self.writes, self.initial, timeline, self.failed)
 
 
@@ -490,7 +490,7 @@ def describe(entries):
                          % (error["code"], error["at"], ERROR_WINDOW * 1000))
             for statement in error["statements"]:
                 lines.append("    %7s %7s %s%s" % (statement["ms"][0], statement["ms"][1], statement["sql"][:160],
-                                                  " -> %s" % statement["error"] if statement["error"] else ""))
+                                                   " -> %s" % statement["error"] if statement["error"] else ""))
     return "\n".join(lines)
 
 
@@ -737,6 +737,7 @@ def rolling_upgrade(url, directory, nodes=2, settle=1.0, log=lambda message: Non
                        + old_rows["lost_values"] + old_rows["wrong_visibility"] + old_rows["lost_members"]
                        + seed_rows["wrong_visibility"]),
     }
+
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "node":

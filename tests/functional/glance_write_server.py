@@ -26,7 +26,7 @@ import warnings
 
 warnings.simplefilter("ignore")
 
-from glance.common import config  # noqa: E402,F401  (registers Glance's options)
+from glance.common import config  # noqa: E402,F401  pylint: disable=unused-import  # registers Glance's options
 from glance import context as glance_context  # noqa: E402
 from glance.db.sqlalchemy import api  # noqa: E402
 from oslo_config import cfg  # noqa: E402
@@ -35,7 +35,7 @@ from oslo_config import cfg  # noqa: E402
 def _code(exc):
     """The server's error number in a driver error, wherever oslo.db wrapped it."""
     seen = exc
-    for _ in range(6):
+    for _depth in range(6):
         args = getattr(seen, "args", ())
         if args and isinstance(args[0], int):
             return args[0]

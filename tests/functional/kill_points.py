@@ -44,8 +44,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import ansible.module_utils.basic  # noqa: F401  (loaded once: the modules run in forked children)
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (  # noqa: F401
+# Loaded once: the modules run in forked children.
+import ansible.module_utils.basic  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (  # noqa: F401  pylint: disable=unused-import
     metadefs, module, phases, purge, state,
 )
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import EXPAND, GRAPH
@@ -350,7 +351,7 @@ def expand_done(url):
         engine.dispose()
     try:
         return GRAPH.heads[EXPAND] in GRAPH.applied_from_rows(rows)
-    except Exception:  # pylint: disable=broad-except  unknown or contradictory rows
+    except Exception:  # pylint: disable=broad-except  # unknown or contradictory rows
         return False
 
 

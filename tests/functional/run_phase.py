@@ -60,10 +60,10 @@ LEADING_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*", re.DOTALL)
 def parse_kill(kill):
     """KILL (see the module's doc) -> (signal, point, pattern or None, count)."""
     sig = signal.SIGKILL
-    head, _, rest = kill.partition("-")
+    head, _dash, rest = kill.partition("-")
     if head in SIGNALS:
         sig, kill = SIGNALS[head], rest
-    when, _, arg = kill.partition(":")
+    when, _colon, arg = kill.partition(":")
     if when in ("before-write", "after-commit"):
         return sig, when, None, int(arg)
     if when not in ("before-statement", "after-statement"):

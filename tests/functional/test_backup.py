@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import backup, phases
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.connection import resolve_url
 from parity import schema_dump
-from private_server import private_mariadb, start_private_postgresql_tls  # noqa: F401 (a fixture)
+from private_server import private_mariadb, start_private_postgresql_tls  # noqa: F401  pylint: disable=unused-import
 from seed import seed_pre_ocata
 from test_bad_input import _run_playbook
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 
+import pytest
 import sqlalchemy as sa
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection as db_connection
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import EXPAND, GRAPH
-from private_server import private_mariadb  # noqa: F401 (a fixture)
+from private_server import private_mariadb  # noqa: F401  pylint: disable=unused-import
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata
 
 IMAGES = table_copy.MIN_ROWS + 2000
@@ -86,11 +87,9 @@ def test_an_expand_without_room_for_its_copy_refuses_before_changing_anything(pr
         assert needed > 2 * MIB, estimates
         filler = _fill(server, needed // 2)  # room for the table once more, not twice
         version = _version(db)
-        try:
+        with pytest.raises(table_copy.NoSpaceForCopy) as refused:
             phases.run(db.engine, "expand", mysql_datadir=str(server.datadir))
-            raise AssertionError("expand ran without room for its copy")
-        except table_copy.NoSpaceForCopy as refused:
-            text = str(refused)
+        text = str(refused.value)
         assert "A shadow copy of table images needs about" in text and "nothing was started" in text, text
         assert "MiB free" in text and str(server.datadir) in text, text
         assert _version(db) == version and _ours(db, "tables") == 0
@@ -114,11 +113,9 @@ def test_a_copy_that_fills_the_disk_is_cleared_and_breaks_no_write(private_maria
     with _images_on_a_small_disk(private_mariadb) as (server, db):
         needed = phases.run(db.engine, "expand", check_mode=True).plan.table_copies[0]["estimated_bytes"]
         filler = _fill(server, needed["total"] // 3)
-        try:
+        with pytest.raises(sa.exc.OperationalError) as full:
             phases.run(db.engine, "expand")
-            raise AssertionError("the copy did not meet the full disk")
-        except sa.exc.OperationalError as exc:
-            assert exc.orig.args[0] in DISK_FULL, exc
+        assert full.value.orig.args[0] in DISK_FULL, full.value
         codes = []
         for n in range(5):  # Glance's writes on the full disk
             try:

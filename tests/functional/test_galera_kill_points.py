@@ -18,7 +18,7 @@ import pytest
 
 import galera
 import kill_points as kp
-from kill_points import glance_writer  # noqa: F401  (fixture)
+from kill_points import glance_writer  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
 from seed import seed_pre_ocata
 from test_galera import gdb, watchdog  # noqa: F401  pylint: disable=unused-import

@@ -87,7 +87,7 @@ def test_the_row_check_sees_a_row_changed_behind_glance(make_database, oracle_py
         calls = nodes.stop()
     assert [c for c in calls if not c["ok"]] == []
     assert glance_client.verify_glance(db.url, calls)["problems"] == []
-    images, tasks, _ = glance_client.expected_state(calls)
+    images, tasks, _rows = glance_client.expected_state(calls)
     live = sorted(i for i, image in images.items() if not image["deleted"] and image["tags"])
     destroyed = sorted(i for i, image in images.items() if image["deleted"])
     db.execute("UPDATE images SET min_ram = min_ram + 1 WHERE id = :i", i=live[0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import kill_points as kp
-from kill_points import glance_writer, kill_point_states  # noqa: F401  (fixtures)
+from kill_points import glance_writer, kill_point_states  # noqa: F401  pylint: disable=unused-import
 
 CELLS = kp.GROUPS['first_copy']
 

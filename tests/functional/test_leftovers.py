@@ -135,4 +135,3 @@ def test_the_modules_say_it_in_one_msg(make_database, tmp_path):
     assert "Traceback" not in purged["msg"]
     assert synced["changed"] and synced["msg"].startswith("Cleared what a stopped run left")
     assert _leftovers(db) == []
-

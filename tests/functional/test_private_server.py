@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from private_server import SCRIPT, private_mariadb  # noqa: F401 (a fixture)
+from private_server import SCRIPT, private_mariadb  # noqa: F401  pylint: disable=unused-import
 
 MIB = 1 << 20
 

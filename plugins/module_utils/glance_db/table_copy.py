@@ -443,11 +443,13 @@ class TableCopy(object):
             entry = keys.setdefault((child, name), ([], [], on_update, on_delete))
             entry[0].append("`%s`" % column)
             entry[1].append("`%s`" % referenced)
-        return dict((key, "FOREIGN KEY (%s) REFERENCES `{target}` (%s)%s" % (
-            ", ".join(columns), ", ".join(referenced),
-            "".join(" ON %s %s" % (what, rule) for what, rule in (("DELETE", on_delete), ("UPDATE", on_update))
-                    if rule != "RESTRICT")))
-            for key, (columns, referenced, on_update, on_delete) in keys.items())
+        clauses = {}
+        for key, (columns, referenced, on_update, on_delete) in keys.items():
+            rules = "".join(" ON %s %s" % (what, rule) for what, rule in (("DELETE", on_delete), ("UPDATE", on_update))
+                            if rule != "RESTRICT")
+            clauses[key] = "FOREIGN KEY (%s) REFERENCES `{target}` (%s)%s" % (
+                ", ".join(columns), ", ".join(referenced), rules)
+        return clauses
 
     def _record_foreign_keys(self, conn, table):
         """Keep the definitions of the foreign keys that reference ``table`` in FOREIGN_KEYS,
