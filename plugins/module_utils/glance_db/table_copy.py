@@ -66,9 +66,10 @@ EVENTS = ("insert", "update", "delete")
 # (1419), or no TRIGGER privilege (1142).
 TRIGGERS_REFUSED = (1419, 1142)
 LOCK_TABLES_REFUSED = (1044, 1142)  # no LOCK TABLES privilege on the database, or on a table
-# A NOWAIT LOCK TABLES tried this often (pauses of 10 ms doubling to 200 ms: about 15 s)
-# before it waits for the tables (_lock_tables).
-LOCK_TABLES_TRIES = 80
+# A NOWAIT LOCK TABLES tried this often (pauses of 10 ms doubling to 200 ms: about half a
+# second) before it waits for the tables (_lock_tables): under writers that never leave the
+# tables free, each repointing must not take much longer than a waiting one.
+LOCK_TABLES_TRIES = 6
 LOCK_TABLES_FIRST_PAUSE = 0.01
 LOCK_TABLES_MAX_PAUSE = 0.2
 NO_SUCH_TABLE = 1146
@@ -387,7 +388,12 @@ class TableCopy(object):
                 "BEGIN END; %s; END" % (TRIGGER % (event, table), event.upper(), table, NO_SUCH_TABLE, body))
 
     def _copy(self, conn, table, new, columns, key):
-        """Copy every row in primary-key batches; return (rows copied, batches)."""
+        """Copy every row up to the largest key there once the triggers are in place, in
+        primary-key batches; return (rows copied, batches). A row with a larger key was
+        inserted with the triggers in place, so it is in the copy already: a copy that
+        went on to the end of the table would chase the application's inserts for as long
+        as they come faster than its batches (at the end of the key order, as a test's
+        sequential ids are)."""
         names = ", ".join("`%s`" % c for c in columns)
         copy = ("INSERT INTO `{n}` ({c}) SELECT {c} FROM `{t}` WHERE {where} LOCK IN SHARE MODE "
                 "ON DUPLICATE KEY UPDATE `{n}`.`{k}` = `{n}`.`{k}`")
@@ -399,16 +405,23 @@ class TableCopy(object):
             batch_conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             batch_conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
             batch_conn.commit()
+            # Every write before the triggers was committed before CREATE TRIGGER could take the table.
+            upper = _scalar(batch_conn, "SELECT MAX(`%s`) FROM `%s`" % (key, table))
+            batch_conn.rollback()
+            if upper is None:
+                return rows, batches
             pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
             while True:
                 stopping.check("while copying %s (%d rows copied)" % (table, rows))
                 pacing.before()
                 started = time.monotonic()
-                where, params = ("`%s` > %%s" % key, [after]) if after is not None else ("1", [])
+                where, params = "`%s` <= %%s" % key, [upper]
+                if after is not None:
+                    where, params = where + " AND `%s` > %%s" % key, params + [after]
                 last = _scalar(batch_conn, "SELECT `%s` FROM `%s` WHERE %s ORDER BY `%s` LIMIT 1 OFFSET %d"
                                % (key, table, where, key, pacing.batch_size - 1), *params)
                 batch_conn.rollback()
-                if last is not None:  # else the last batch: every row after ``after``
+                if last is not None:  # else the last batch: every row after ``after`` up to ``upper``
                     where, params = where + " AND `%s` <= %%s" % key, params + [last]
                 rows += self._batch(batch_conn, copy.format(n=new, c=names, t=table, k=key, where=where), params)
                 batches += 1
