@@ -60,6 +60,14 @@ def read_lease(rows):
             "expires_at": "%sZ" % expires.isoformat(), "stale": bool(expired)}
 
 
+def table_of(name):
+    """The table a leftover belongs to: ``_glance_new_images`` -> ``images``; a table's own name as is."""
+    for prefix in _TABLE_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
 def read(rows):
     """The leftovers, as ``[{"kind": "table"|"trigger", "name", "table"}]``; ``rows`` runs a query."""
     return [{"kind": kind, "name": name, "table": table} for kind, name, table in rows(QUERY)]

@@ -92,8 +92,7 @@ class TablespaceHold(object):
 
     def refuse_without_room(self, copy):
         """Refuse a run whose largest expected shadow copy (phases.estimate_copies) does not fit."""
-        disk = os.statvfs(self.datadir)
-        refuse_without_room(copy["table"], copy["estimated_bytes"], disk.f_bavail * disk.f_frsize, self.datadir)
+        refuse_without_room(copy["table"], copy["estimated_bytes"], self.datadir)
 
     def clear_leftovers(self):
         """Free what a killed run's holds still keep (the caller holds the migration lock)."""

@@ -147,8 +147,7 @@ class DatabaseState(object):
             "known": known,
             "unknown_revisions": list(self.unknown_rows),
             # alembic_version contradicts itself or the schema (refused by every writing module)
-            "inconsistent": bool(not self.unknown_rows and ((self.rows and self.contradictory_rows)
-                                                            or self.schema_contradictions)),
+            "inconsistent": isinstance(self.refusal(), InconsistentVersion),
             "expand": self._branch_facts(EXPAND),
             "contract": self._branch_facts(CONTRACT),
             "pending_data_migrations": [

@@ -106,8 +106,10 @@ def space_text(needed):
         -(-needed[k] // MIB) for k in ("total", "data", "indexes", "binary_log"))
 
 
-def refuse_without_room(table, needed, free, datadir):
-    """Raise NoSpaceForCopy when ``free`` bytes cannot hold ``needed``."""
+def refuse_without_room(table, needed, datadir):
+    """Raise NoSpaceForCopy when the filesystem of ``datadir`` cannot hold ``needed``."""
+    disk = os.statvfs(datadir)
+    free = disk.f_bavail * disk.f_frsize
     if free < needed["total"]:
         raise NoSpaceForCopy(
             "A shadow copy of table %s needs about %s free in %s, which has %d MiB free: nothing was "
@@ -251,8 +253,7 @@ class TableCopy(object):
         data, indexes = self._sizes[table] = max(data, seen[0]), max(indexes, seen[1])
         needed = space_needed(data, indexes, bool(int(binlog)))
         if self.datadir:
-            disk = os.statvfs(self.datadir)
-            refuse_without_room(table, needed, disk.f_bavail * disk.f_frsize, self.datadir)
+            refuse_without_room(table, needed, self.datadir)
         else:
             self.warn("A shadow copy of table %s needs about %s free in the database server's data "
                       "directory; the server does not report its free space, so it was not checked. "
@@ -274,7 +275,7 @@ class TableCopy(object):
         """Clear what any stopped copy left, whichever table it was of: a run resumed
         later need not copy that table again (the caller holds the migration lock)."""
         found = leftovers.read(lambda sql: conn.exec_driver_sql(sql).fetchall())
-        for table in sorted(set(re.sub(r"^_glance_(new|old|fks)_", "", item["table"]) for item in found)):
+        for table in sorted(set(leftovers.table_of(item["table"]) for item in found)):
             self.clear_leftovers(conn, table)
 
     def clear_leftovers(self, conn, table):
