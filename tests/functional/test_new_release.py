@@ -79,13 +79,9 @@ PLAYBOOK = '''\
         public: true
     - name: Record what the modules and the role saw
       ansible.builtin.copy:
-        content: "{{{{ {{'synced': synced.revisions_applied, 'facts': glance_db_state,
-                   'target_release': glance_db_target_release}} | to_json }}}}"
+        content: "{{{{ {{'synced': synced.revisions_applied, 'facts': glance_db_state}} | to_json }}}}"
         dest: "{out}"
         mode: "0600"
-      vars:
-        # Set inside the role's own tasks; this task is the play's, reading the role's public vars.
-        role_path: "{role}"
 '''
 
 
@@ -167,7 +163,7 @@ def test_a_new_release_is_new_files(tmp_path):
     # The modules and the role through Ansible, from the copy's collection.
     database, out = tmp_path / "glance.sqlite", tmp_path / "seen.json"
     playbook = tmp_path / "new_release.yml"
-    playbook.write_text(PLAYBOOK.format(db=database, out=out, role=copy / "roles" / "glance_db"))
+    playbook.write_text(PLAYBOOK.format(db=database, out=out))
     collections = copy / ".build" / "collections"
     env.update(ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_PYTHON_INTERPRETER=sys.executable)
     ansible = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
@@ -179,7 +175,8 @@ def test_a_new_release_is_new_files(tmp_path):
     assert result["facts"]["revisions"] == [NEW_CONTRACT] and result["facts"]["up_to_date"]
     assert result["facts"]["contract"]["head"] == NEW_CONTRACT
     assert result["facts"]["releases"] == {NEW_CONTRACT: "2099.1"}
-    assert result["target_release"] == "2099.1"
+    # The contract gate follows the new files: every node must run 2099.1 before contract.
+    assert result["facts"]["contract"]["head_release"] == "2099.1"
 
     # Other work may change the real tree meanwhile (a developer's edits): only ours must not show.
     leaked = [line for line in set(_status().splitlines()) - set(before.splitlines())
