@@ -89,7 +89,8 @@ def _cannot_start(reason):
 
 
 @contextlib.contextmanager
-def start_private_mariadb(tls=False, datadir_size=None, datadir_fs=None, buffer_pool=None, redo=None):
+def start_private_mariadb(tls=False, datadir_size=None, datadir_fs=None, buffer_pool=None, redo=None,
+                          log_bin=False):
     """Start a private server with the script's options; stop and remove it on exit."""
     if not shutil.which("mariadbd") or not shutil.which("mariadb-install-db"):
         _cannot_start("mariadbd or mariadb-install-db is not installed")
@@ -107,6 +108,8 @@ def start_private_mariadb(tls=False, datadir_size=None, datadir_fs=None, buffer_
             options += [flag, value]
     if tls:
         options.append("--tls")
+    if log_bin:
+        options.append("--log-bin")
     started = subprocess.run(["bash", str(SCRIPT), "start"] + options, capture_output=True, text=True,
                              timeout=180, check=False)
     if started.returncode != 0:
