@@ -26,6 +26,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import MissingPrivilege
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import CONTRACT, GRAPH
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.lock import GaleraLease
+import galera
 from private_server import start_private_mariadb
 
 BIN = Path(sys.executable).parent
@@ -318,3 +319,40 @@ def test_the_setting_is_put_back_when_expand_fails(binlog_server, tmp_path):
     assert not trust(binlog_server)
     assert revisions(glance) == [PRE_OCATA]
     assert_no_password(output, glance.password, binlog_server.admin_password)
+
+
+# ---- Galera: the lease is needed, and binary logging counts as on even with log_bin off
+class _GaleraNode(object):
+    """Node 1 of scripts/galera, as Glance() expects a server (port, execute, admin_url)."""
+
+    def __init__(self):
+        self.port = galera.port(1)
+        self.admin_password = None
+        self.admin_url = galera.server(1) + "/"
+
+    def execute(self, sql):
+        return galera.admin(1, sql)
+
+
+@pytest.mark.galera
+def test_on_galera_the_role_grants_the_lease_and_sets_it_on_the_node(tmp_path):
+    galera.require_cluster()
+    node = _GaleraNode()
+    glance = Glance(node)
+    try:
+        before = bool(node.execute("SELECT @@GLOBAL.log_bin_trust_function_creators")[0][0])
+        results, output = play(tmp_path, [grants_task(glance, log_bin_trust_function_creators=True)])
+        refused = results[0]
+        assert refused["failed"], refused
+        assert ("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `glance_migration_lock`.* TO '%s'@'%%';"
+                % glance.name) in refused["msg"]
+        if not before:  # Galera emulates binary logging: the setting is needed with log_bin off too
+            assert "on that node, only while the run lasts: %s;" % SET_TRUST in refused["msg"]
+        outcome, output_role = run_role(tmp_path, ["main"], glance, glance_db_admin_connection=node.admin_url)
+        assert outcome == [{"failed": False}], output_role[-4000:]
+        assert GRAPH.heads[CONTRACT] in revisions(glance)
+        assert bool(node.execute("SELECT @@GLOBAL.log_bin_trust_function_creators")[0][0]) == before
+        assert_no_password(output + output_role, glance.password)
+    finally:
+        node.execute("DROP DATABASE IF EXISTS %s" % glance.name)
+        node.execute("DROP USER IF EXISTS %s@'%%'" % glance.name)
