@@ -7,7 +7,13 @@ locks, so the API keeps running). PostgreSQL: ``pg_dump`` in custom format.
 SQLite: the online backup API (what the sqlite3 shell's ``.backup`` does).
 The password reaches a dump tool only as MYSQL_PWD or PGPASSWORD, never on a
 command line; the URL's TLS options reach it as its own options (mysqldump) or
-libpq's PGSSL* variables (pg_dump).
+libpq's PGSSL* variables (pg_dump) (clients.py, shared with restore).
+
+Beside each dump, ``<dump>.json`` records what restore checks before it touches
+anything: the dump's sha256 and size, the engine, database and tool, and the
+revisions and rows per table the database held when the dump started (the rows
+are read just before the dump: a dump taken while the API writes may hold a few
+more).
 """
 
 from __future__ import annotations
@@ -15,29 +21,27 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
 import tempfile
 import time
 
+from . import clients
+from . import connection as db_connection
+from . import state as db_state
+from .deps import sa
 from .errors import GlanceDbError
 
 EXTENSIONS = {"mysql": "sql", "postgresql": "dump", "sqlite": "sqlite"}
 TOOLS = {"mysql": "mysqldump", "postgresql": "pg_dump", "sqlite": "sqlite3 backup API"}
+MANIFEST_SUFFIX = ".json"
+MANIFEST_FORMAT = 1
 
 
 class BackupError(GlanceDbError):
     """The dump could not be taken."""
-
-
-# The URL's TLS options, as PyMySQL (and SQLAlchemy's pymysql dialect) name them,
-# and mysqldump's (MariaDB's mysqldump/mariadb-dump and MySQL's alike).
-_MYSQL_TLS_FILES = (("ssl_ca", "--ssl-ca"), ("ssl_capath", "--ssl-capath"), ("ssl_cert", "--ssl-cert"),
-                    ("ssl_key", "--ssl-key"), ("ssl_cipher", "--ssl-cipher"))
-# psycopg hands the URL's query to libpq as it is; pg_dump reads the same settings from these.
-_PG_TLS_VARIABLES = (("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT"), ("sslcert", "PGSSLCERT"),
-                     ("sslkey", "PGSSLKEY"), ("sslcrl", "PGSSLCRL"))
 
 
 def planned_path(url, directory):
@@ -47,14 +51,48 @@ def planned_path(url, directory):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = os.path.join(directory, "glance-%s-%s" % (name, stamp))
     path, n = "%s.%s" % (base, EXTENSIONS[backend]), 1
-    while os.path.lexists(path):  # a dangling link is taken too
+    while os.path.lexists(path) or os.path.lexists(manifest_path(path)):  # a dangling link is taken too
         n += 1
         path = "%s-%d.%s" % (base, n, EXTENSIONS[backend])
     return path
 
 
+def manifest_path(dump):
+    """Where the record of ``dump`` is."""
+    return dump + MANIFEST_SUFFIX
+
+
+def describe(engine):
+    """What the database holds: ``{"revisions", "rows": {table: count}, "size": bytes}``.
+
+    Every table counts (alembic_version aside: its rows are the revisions), a stopped
+    run's leftovers included: a restore replaces them too. Reads only."""
+    state = db_state.read(engine)
+    rows = {}
+    if state.tables:
+        with engine.connect() as conn:
+            quote = conn.dialect.identifier_preparer.quote
+            for table in state.tables:
+                rows[table] = conn.execute(sa.text("SELECT COUNT(*) FROM %s" % quote(table))).scalar()
+            size = _size(conn, state)
+            conn.rollback()
+    else:
+        size = 0
+    return {"revisions": state.as_facts()["revisions"], "rows": rows, "size": size}
+
+
+def _size(conn, state):
+    """Bytes the database takes: its tables' data and indexes (MySQL), the database (PostgreSQL), the file."""
+    if state.engine_name == "mysql":
+        return sum(sizes["data"] + sizes["indexes"] for sizes in state.table_sizes.values())
+    if state.engine_name == "postgresql":
+        return conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar()
+    return os.path.getsize(conn.engine.url.database)
+
+
 def take(url, directory, run_command, mysqldump="mysqldump", pg_dump="pg_dump"):
-    """Dump the database to a new file in ``directory``; returns what the result reports.
+    """Dump the database to a new file in ``directory``, with its record beside it
+    (``<dump>.json``); returns what the result reports.
 
     ``run_command(argv, environ_update, pass_fds)`` runs a dump tool and returns
     ``(rc, stdout, stderr)``, as AnsibleModule.run_command does. The tool writes
@@ -67,35 +105,58 @@ def take(url, directory, run_command, mysqldump="mysqldump", pg_dump="pg_dump"):
     if not os.path.isdir(directory):
         raise BackupError("The backup directory %s does not exist. Create it, or give another dest_dir."
                           % directory)
+    if backend == "sqlite" and (url.database == ":memory:" or not os.path.isfile(url.database)):
+        raise BackupError("The SQLite database file %s does not exist." % url.database)
     path = planned_path(url, directory)
     partial = path + ".partial"
     started = time.monotonic()
+    taken_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    held = _held(url)
+    made = [partial]
     out = _create(partial)
     try:
         with out:
             # The tool opens /dev/fd/N, our descriptor: the name in ``directory`` is never looked up again.
             dest = "/dev/fd/%d" % out.fileno()
             if backend == "mysql":
-                _run(run_command, _mysqldump_command(url, mysqldump, dest), {"MYSQL_PWD": url.password}, out,
-                     "mysqldump")
+                clients.run(run_command, _mysqldump_command(url, mysqldump, dest), clients.mysql_environment(url),
+                            "mysqldump", BackupError, pass_fds=[out.fileno()])
             elif backend == "postgresql":
-                _run(run_command, _pg_dump_command(url, pg_dump, dest), _pg_environment(url), out, "pg_dump")
+                clients.run(run_command, _pg_dump_command(url, pg_dump, dest), clients.pg_environment(url),
+                            "pg_dump", BackupError, pass_fds=[out.fileno()])
             else:
                 _sqlite_backup(url.database, out, directory)
+        size = os.path.getsize(partial)
+        if size == 0:
+            raise BackupError("The dump of %s is empty: nothing was kept." % url.database)
+        result = dict(path=path, sha256=sha256_of(partial), size=size, engine=backend,
+                      database=url.database, tool=TOOLS[backend], taken_at=taken_at)
+        manifest = manifest_path(path)
+        made.append(manifest)
+        with _create(manifest, "the dump's record") as record:
+            record.write(json.dumps(dict(result, format=MANIFEST_FORMAT, path=os.path.basename(path), **held),
+                                    indent=2, sort_keys=True).encode("utf-8") + b"\n")
         _publish(partial, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)  # ours: _create made it
+        for name in made:  # ours: _create made them (a dump published already is kept)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
         raise
-    size = os.path.getsize(path)
-    if size == 0:
-        raise BackupError("The dump %s is empty." % path)
-    return dict(path=path, sha256=_sha256_of(path), size=size, engine=backend,
-                database=url.database, tool=TOOLS[backend],
+    return dict(result, manifest=manifest, revisions=held["revisions"], rows=held["rows"],
                 seconds=round(time.monotonic() - started, 3))
 
 
-def _create(path):
+def _held(url):
+    """What the database holds now (describe), on an engine of its own."""
+    engine = db_connection.create_engine(url)
+    try:
+        held = describe(engine)
+    finally:
+        engine.dispose()
+    return {"revisions": held["revisions"], "rows": held["rows"]}
+
+
+def _create(path, what="the dump"):
     """A new file at ``path``, mode 0600 (it holds every image record), opened for writing.
 
     O_EXCL refuses any name that exists, a link included: in a directory others
@@ -104,9 +165,9 @@ def _create(path):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except FileExistsError:
-        raise BackupError("Refusing to write the dump to %s: that name exists (a file or link this run did "
+        raise BackupError("Refusing to write %s to %s: that name exists (a file or link this run did "
                           "not make). Remove it if it is not yours, or give another dest_dir that only "
-                          "trusted users can write to." % path)
+                          "trusted users can write to." % (what, path))
     return os.fdopen(fd, "wb")
 
 
@@ -126,68 +187,18 @@ def _publish(partial, path):
     os.unlink(partial)
 
 
-def _query_value(url, name):
-    value = url.query.get(name)
-    return value if value is None or isinstance(value, str) else value[-1]
-
-
-def _flag(url, name):
-    """True, False, or None when the URL does not say; as PyMySQL reads a query value."""
-    value = _query_value(url, name)
-    return None if value is None else value.strip().lower() in ("1", "true", "yes", "on")
-
-
 def _mysqldump_command(url, tool, dest):
-    command = [tool, "--single-transaction", "--quick", "--no-tablespaces", "--triggers",
-               "--result-file=" + dest]
-    socket = _query_value(url, "unix_socket")
-    if socket:
-        command.append("--socket=" + socket)
-    else:  # as PyMySQL connects: over TCP, localhost included
-        command += ["--protocol=TCP", "--host=" + (url.host or "localhost")]
-        if url.port:
-            command.append("--port=%d" % url.port)
-    if url.username:
-        command.append("--user=" + url.username)
-    return command + _mysql_tls_options(url) + ["--", url.database]
-
-
-def _mysql_tls_options(url):
-    """mysqldump's TLS options for the URL's: the same files, and the server's certificate
-    checked whenever PyMySQL checks it (a CA given, or ssl_verify_cert/ssl_verify_identity)."""
-    if _flag(url, "ssl_disabled"):
-        return ["--skip-ssl"]
-    options = ["%s=%s" % (flag, _query_value(url, name)) for name, flag in _MYSQL_TLS_FILES
-               if _query_value(url, name)]
-    has_ca = _query_value(url, "ssl_ca") or _query_value(url, "ssl_capath")
-    if _flag(url, "ssl_verify_identity") or _flag(url, "ssl_verify_cert") or (
-            has_ca and _flag(url, "ssl_check_hostname") is not False and _flag(url, "ssl_verify_cert") is not False):
-        options.append("--ssl-verify-server-cert")
-    return options
+    return ([tool, "--single-transaction", "--quick", "--no-tablespaces", "--triggers", "--result-file=" + dest]
+            + clients.mysql_options(url) + ["--", url.database])
 
 
 def _pg_dump_command(url, tool, dest):
-    command = [tool, "--format=custom", "--no-password", "--file=" + dest]
-    if url.host:
-        command.append("--host=" + url.host)
-    if url.port:
-        command.append("--port=%d" % url.port)
-    if url.username:
-        command.append("--username=" + url.username)
-    return command + ["--dbname=" + url.database]
-
-
-def _pg_environment(url):
-    environ = dict((variable, _query_value(url, name)) for name, variable in _PG_TLS_VARIABLES)
-    environ["PGPASSWORD"] = url.password
-    return environ
+    return [tool, "--format=custom", "--file=" + dest] + clients.pg_options(url) + ["--dbname=" + url.database]
 
 
 def _sqlite_backup(path, out, directory):
     """The online backup API writes through a path: it writes into a directory only
     this run can enter, and the copy goes into ``out``."""
-    if path == ":memory:" or not os.path.isfile(path):
-        raise BackupError("The SQLite database file %s does not exist." % path)
     private = tempfile.mkdtemp(prefix=".glance-backup-", dir=directory)
     try:
         copy = os.path.join(private, "copy.sqlite")
@@ -204,22 +215,14 @@ def _sqlite_backup(path, out, directory):
         shutil.rmtree(private)
 
 
-def _run(run_command, command, environ, out, option):
-    """Run a dump tool that writes into ``out``; ``environ`` (None values left out) added to ours."""
-    if not shutil.which(command[0]):
-        raise BackupError("Cannot run %s: not found. Install it, or name it with the module's %s option."
-                          % (command[0], option))
-    rc, stdout, stderr = run_command(command, dict((key, value) for key, value in environ.items() if value),
-                                     [out.fileno()])
-    if rc != 0:
-        lines = (stderr or stdout or "").strip().splitlines()
-        raise BackupError("%s failed (exit %d): %s" % (os.path.basename(command[0]), rc,
-                                                       " ".join(lines[-3:]) or "no message"))
-
-
-def _sha256_of(path):
-    digest = hashlib.sha256()
+def sha256_of(path):
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return sha256_of_file(handle)
+
+
+def sha256_of_file(handle):
+    """The SHA-256 of what ``handle`` reads from where it stands to the end."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
