@@ -42,7 +42,7 @@ CONTAINERS = {
 
 def wrapper_loads_user_files():
     """The vendored wrapper's own line: an `-e @FILE` for every user_*.yml, in ls order."""
-    script = (OSA / "scripts" / "openstack-ansible.sh").read_text()
+    script = (OSA / "scripts" / "openstack-ansible.sh.txt").read_text()
     return 'for i in $(ls ${OSA_CONFIG_DIR}/user_*.yml); do echo -ne "-e @$i "; done' in script
 
 

@@ -24,11 +24,12 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
 
 import osa_deploy
 from osa_deploy import EXAMPLES, OS_GLANCE, PLUGINS, Deployment
-from test_interop import glance_manage  # noqa: F401  pylint: disable=unused-import
+import test_interop
 
 PLAYBOOKS = ("bootstrap.yml", "rolling-upgrade.yml")
 # OSA 34 (master) deploys 2026.2, whose Glance is 33.0.0.
 OSA_VERSION = "34.0.0"
+glance_manage = test_interop.glance_manage  # the oracle fixture, shared with test_interop
 EXAMPLE_VARS = yaml.safe_load((EXAMPLES / "inventory.yml").read_text())["all"]["vars"]
 
 
@@ -136,7 +137,7 @@ def test_rolling_upgrade_without_the_wrapper_refuses_naming_the_target_release(m
     assert state.read(db.engine).as_facts()["revisions"] == before  # nothing ran
 
 
-def test_bootstrap_syncs_and_loads_glances_metadefs_on_the_utility_host(make_database, glance_manage, tmp_path):  # noqa: F811  pylint: disable=redefined-outer-name
+def test_bootstrap_syncs_and_loads_glances_metadefs_on_the_utility_host(make_database, glance_manage, tmp_path):
     db = make_database("mysql")
     osa = deployment(tmp_path, db)
     glance = oracle_venv(glance_manage)
@@ -155,7 +156,7 @@ def test_bootstrap_syncs_and_loads_glances_metadefs_on_the_utility_host(make_dat
     assert not (tmp_path / "utility" / "backups").exists()  # a fresh database needs no dump
 
 
-def test_rolling_upgrade_through_openstack_ansible(make_database, glance_manage, tmp_path):  # noqa: F811  pylint: disable=redefined-outer-name
+def test_rolling_upgrade_through_openstack_ansible(make_database, glance_manage, tmp_path):
     db = make_database("mysql")
     # A 2023.2 cloud: Glance 27 on every host, its database at the 2023.1 heads.
     phases.run(db.engine, "sync", version="2023_1_contract01")
@@ -210,7 +211,7 @@ def test_rolling_upgrade_through_openstack_ansible(make_database, glance_manage,
         health.close()
 
 
-def test_real_glance_reads_what_the_rollout_left(make_database, glance_manage, tmp_path):  # noqa: F811  pylint: disable=redefined-outer-name
+def test_real_glance_reads_what_the_rollout_left(make_database, glance_manage, tmp_path):
     """The new venv's own glance-manage finds the database the examples made up to date."""
     db = make_database("mysql")
     osa = deployment(tmp_path, db)
