@@ -12,20 +12,21 @@ description:
   - On MySQL/MariaDB, checks what the Glance database user (the one of O(connection) or O(config_file)) has, and
     through O(admin_connection), an admin account on the same server, gives it what the collection needs beyond
     the C(ALL PRIVILEGES ON glance.*) that kolla-ansible and openstack-ansible grant. See C(docs/database-grants.md).
-  - For good, the migration lock's lease (a MariaDB Galera cluster's; C(GET_LOCK) holds on one node only):
-    C(CREATE DATABASE IF NOT EXISTS) O(galera_lock_database) and
+  - For good, the migration lock's lease (a MariaDB Galera cluster's, where C(GET_LOCK) holds on one node only),
+    that is C(CREATE DATABASE IF NOT EXISTS) O(galera_lock_database) and
     C(GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON) it. With O(admin_connection) this is done on any MySQL server,
     so that it is there once the server is a Galera node; without one it is needed, and missing it refused, on
     Galera only.
-  - For a run that creates or drops triggers (O(log_bin_trust_function_creators=true)): C(GRANT TRIGGER) on the
+  - For a run that creates or drops triggers (O(log_bin_trust_function_creators=true)), C(GRANT TRIGGER) on the
     Glance database where missing, and where binary logging is on (always on Galera) and the user lacks C(SUPER),
-    C(SET GLOBAL log_bin_trust_function_creators = 1) on this server (node): without it the user's
+    C(SET GLOBAL log_bin_trust_function_creators = 1) on this server (node); without it the user's
     C(CREATE TRIGGER) and C(DROP TRIGGER) fail with error 1419. Expand creates triggers (Ocata's, a shadow
-    copy's); Ocata's contract revision drops Glance's, in C(glance_db_contract) and in C(glance_db_sync) alike. RV(log_bin_trust_function_creators.before) is the value found; a
-    second call with O(log_bin_trust_function_creators) set to it puts it back.
+    copy's); Ocata's contract revision drops Glance's, in C(glance_db_contract) and in C(glance_db_sync) alike.
+  - RV(log_bin_trust_function_creators.before) is the value found; a second call with
+    O(log_bin_trust_function_creators) set to it puts it back.
   - Without O(admin_connection), fails when anything is needed, with one message naming the exact C(GRANT) and
     C(SET GLOBAL) statements an admin must run, before anything changes.
-  - O(admin_connection) must reach the same server (the same Galera node) as the Glance connection: a global
+  - O(admin_connection) must reach the same server (the same Galera node) as the Glance connection, since a global
     variable holds on one node only. It is refused otherwise.
   - On PostgreSQL and SQLite nothing is needed; the module reports so.
   - Passwords never appear in any output.
@@ -42,10 +43,10 @@ options:
   log_bin_trust_function_creators:
     description:
       - V(true), a run that creates or drops triggers (C(glance_db_sync), C(glance_db_expand), C(glance_db_contract)
-        with revisions to apply) is about to start: make sure the Glance user may (C(TRIGGER), and
+        with revisions to apply) is about to start, so make sure the Glance user may (C(TRIGGER), and
         C(log_bin_trust_function_creators=1) where binary logging is on and the user lacks C(SUPER)). Where nothing
         is needed, nothing changes.
-      - V(false), set the global variable to 0 (the run is over and it was 0 before).
+      - V(false), set the global variable to 0 (the run is over, and it was 0 before).
       - Unset, the variable is left alone.
     type: bool
   galera_lock_database:

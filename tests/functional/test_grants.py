@@ -77,8 +77,8 @@ def binlog_server():
         server.admin_password = _password()
         server.execute("CREATE USER gadmin@'%%' IDENTIFIED BY '%s'" % server.admin_password)
         server.execute("GRANT ALL PRIVILEGES ON *.* TO gadmin@'%' WITH GRANT OPTION")
-        server.admin_url = "mysql+pymysql://gadmin:%s@127.0.0.1:%d/" % (quote(server.admin_password, safe=""),
-                                                                         server.port)
+        server.admin_url = "mysql+pymysql://gadmin:%s@127.0.0.1:%d/" % (
+            quote(server.admin_password, safe=""), server.port)
         assert server.execute("SELECT @@log_bin, @@log_bin_trust_function_creators") == ((1, 0),)
         yield server
 

@@ -102,8 +102,8 @@ def lease_statements(found, lock_database, database_exists=False):
         return []
     statements = [] if database_exists else [
         "CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4" % _quote_name(lock_database)]
-    return statements + ["GRANT %s ON %s.* TO %s" % (", ".join(LEASE_PRIVILEGES), _quote_name(lock_database),
-                                                       found["account"])]
+    grant = "GRANT %s ON %s.* TO %s" % (", ".join(LEASE_PRIVILEGES), _quote_name(lock_database), found["account"])
+    return statements + [grant]
 
 
 def trigger_grants(found, triggers):
@@ -176,8 +176,8 @@ def _as_admin(admin, found, lock_database, trust, setting, check_mode):
 
 
 def _enough(found):
-    return "The Glance database user %s has what the collection needs on %s." % (found["account"],
-                                                                                found["server"])
+    return "The Glance database user %s has what the collection needs on %s." % (
+        found["account"], found["server"])
 
 
 def _result(statements, found, setting, msg):
