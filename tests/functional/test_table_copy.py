@@ -375,6 +375,67 @@ def test_pointing_the_children_at_the_copy_aborts_no_writer(make_database):
     assert differences(db.engine, "mysql", HEAD) == ""
 
 
+def test_a_writer_of_one_child_is_never_the_victim_of_the_repointing(make_database):
+    """Release N-1 shares an image with one INSERT INTO image_members (Glance does not retry a
+    member). Such a writer holds no metadata lock on images, only an InnoDB lock there for its
+    foreign key check: while the children's foreign keys are pointed at the copy and back, 10
+    times, with every child locked at once, none of these writers is a deadlock's victim.
+    Measured with only the altered child locked: 2 of 47 runs of test_glance_client.py lost such a
+    member to a 1213, and this loop saw 19 to 24 deadlocks in each of 3 runs (0 since)."""
+    db = make_database("mysql")
+    phases.run(db.engine, "sync")
+    for n in range(40):
+        db.execute("INSERT INTO images (id, status, visibility, created_at, deleted, min_disk, min_ram, protected) "
+                   "VALUES (:id, 'active', 'shared', CURRENT_TIMESTAMP, 0, 0, 0, 0)", id="img-%02d" % n)
+    with db.engine.connect() as conn:
+        copy = _copy_of_images(conn)
+    stop, counts, errors = threading.Event(), {"writes": 0, "deadlocks": 0}, []
+
+    def writer(index):
+        engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+        n = 0
+        try:
+            with engine.connect() as conn:
+                while not stop.is_set():
+                    n += 1
+                    try:
+                        with conn.begin():
+                            conn.exec_driver_sql(
+                                "INSERT INTO image_members (image_id, member, can_share, status, created_at, deleted) "
+                                "VALUES (%s, %s, 0, 'pending', CURRENT_TIMESTAMP, 0)",
+                                ("img-%02d" % (n % 40), "tenant-%d-%d" % (index, n)))
+                        counts["writes"] += 1
+                    except sa.exc.OperationalError as exc:
+                        if exc.orig.args[0] != 1213:
+                            raise
+                        counts["deadlocks"] += 1
+        except Exception as exc:  # the test fails below, naming it
+            errors.append(repr(exc)[:300])
+        finally:
+            engine.dispose()
+
+    writers = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for thread in writers:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        with db.engine.connect() as conn:
+            for _round in range(10):
+                copy._point_foreign_keys(conn, "images", "_glance_new_images")
+                copy._point_foreign_keys(conn, "_glance_new_images", "images")
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join()
+    assert errors == []
+    assert counts["writes"] > 100 and counts["deadlocks"] == 0, counts
+    assert _referenced_tables(db) == [("images",)]
+    with db.engine.connect() as conn:
+        copy.clear_leftovers(conn, "images")
+    assert _leftovers(db) == []
+
+
 def test_without_the_lock_tables_privilege_the_children_are_pointed_unlocked(make_database):
     db = make_database("mysql")
     phases.run(db.engine, "sync")
