@@ -43,6 +43,7 @@ class PrivateMariaDB(object):
         self.port = port
         fields = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
         self.x509_user = fields.pop("x509_user", None)
+        self.ssl_user = fields.pop("ssl_user", None)  # REQUIRE SSL: any TLS connection, no certificate
         self.tls = fields or None  # ssl_ca, ssl_cert, ssl_key
 
     def url(self, database="", user="root", tls=False):

@@ -58,7 +58,7 @@ def test_unreachable_server_is_reported_at_once():
 
 
 @pytest.mark.parametrize("url", [
-    "mysql+pymysql://glance:pw@db/glance?charset=utf8",
+    "mysql+pymysql://glance:pw@db/glance?charset=utf8&connect_timeout=5",
     "mysql+pymysql://glance:pw@/glance",
     "postgresql://glance@db/gl%61nce",
     "sqlite://",

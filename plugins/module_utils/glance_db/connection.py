@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode
 
 from .deps import DRIVERS, driver, driver_available, sa
 from .errors import ConfigurationError, ConnectionFailed, GlanceDbError
@@ -373,11 +373,64 @@ def sqlite_file_missing(path):
     return True
 
 
-# ---- plain URLs, opened with the driver alone (reads of glance_db_facts)
+# ---- plain URLs, opened with the driver alone (reads of glance_db_facts, the no-op fast path)
 _PLAIN_URL = re.compile(
     r"^(?P<drivername>(?:mysql|mariadb|postgresql|postgres|sqlite)(?:\+\w+)?)://"
     r"(?:(?P<username>[^:/@]*)(?::(?P<password>[^@]*))?@)?"
-    r"(?P<host>[^/:?@]*)(?::(?P<port>\d+))?/(?P<database>[^?]*)$")
+    r"(?P<host>[^/:?@]*)(?::(?P<port>\d+))?/(?P<database>[^?]*)(?:\?(?P<query>.*))?$")
+
+
+def _as_bool(text):
+    """A query value read as SQLAlchemy's dialect reads a bool (sqlalchemy.util.asbool)."""
+    word = text.strip().lower()
+    if word in ("true", "yes", "on", "y", "t", "1"):
+        return True
+    if word in ("false", "no", "off", "n", "f", "0"):
+        return False
+    raise ValueError(text)
+
+
+# The query options the deployment tools write into Glance's URL (kolla-ansible:
+# ssl_ca; openstack-ansible: charset, ssl_verify_cert, ssl_ca) and their kin, each
+# handed to the driver as SQLAlchemy's dialect hands it (mysqldb.py and psycopg's
+# create_connect_args), so the driver alone connects exactly as the full path does.
+# MySQL: these become PyMySQL's ``ssl`` dict, without the ``ssl_`` prefix.
+_MYSQL_SSL_DICT = {"ssl_ca": str, "ssl_cert": str, "ssl_key": str, "ssl_capath": str,
+                   "ssl_cipher": str, "ssl_check_hostname": _as_bool}
+# Keyword arguments, as written. MySQL: PyMySQL reads ssl_verify_cert's text itself, and
+# then builds its TLS settings from its own arguments alone (the ``ssl`` dict's CA is not
+# used). PostgreSQL: libpq's keywords.
+_AS_WRITTEN = {"mysql": ("charset", "ssl_verify_cert"),
+               "postgresql": ("sslmode", "sslrootcert", "sslcert", "sslkey")}
+
+
+def driver_options(backend, query):
+    """The driver's keyword arguments for a URL's query options (a dict of strings),
+    or None when one of them is not a deployment tool's (SQLAlchemy then opens it)."""
+    if not query:
+        return {}
+    options, ssl = {}, {}
+    for key, value in query.items():
+        if backend == "mysql" and key in _MYSQL_SSL_DICT:
+            try:
+                ssl[key[len("ssl_"):]] = _MYSQL_SSL_DICT[key](value)
+            except ValueError:  # SQLAlchemy's dialect names the bad value
+                return None
+        elif key in _AS_WRITTEN.get(backend, ()):
+            options[key] = value
+        else:
+            return None
+    if ssl:
+        options["ssl"] = ssl
+    return options
+
+
+def _query(text):
+    """A URL's query as SQLAlchemy's make_url parses it (blank values dropped), or None
+    when a key repeats (SQLAlchemy would hand the driver a list)."""
+    pairs = parse_qsl(text or "")
+    query = dict(pairs)
+    return query if len(query) == len(pairs) else None
 
 
 def password_of(raw):
@@ -387,15 +440,18 @@ def password_of(raw):
 
 
 class PlainUrl(object):
-    """A database URL without query options, parsed without SQLAlchemy."""
+    """A database URL whose query options, if any, the driver alone can take; parsed
+    without SQLAlchemy."""
 
-    def __init__(self, match):
+    def __init__(self, match, query):
         self.backend, self.driver, _warning = choose_driver(match.group("drivername"))
         self.username = unquote(match.group("username")) if match.group("username") else None
         self.password = unquote(match.group("password")) if match.group("password") else None
         self.host = match.group("host") or None
         self.port = int(match.group("port")) if match.group("port") else None
         self.database = match.group("database")
+        self.query = query
+        self.driver_options = driver_options(self.backend, query)
 
     def render_as_string(self, hide_password=True):
         """Like SQLAlchemy's URL: the password masked."""
@@ -406,7 +462,8 @@ class PlainUrl(object):
                 user += ":" + ("***" if hide_password else quote(self.password, safe=""))
             user += "@"
         port = ":%d" % self.port if self.port else ""
-        return "%s://%s%s%s/%s" % (self.backend, user, self.host or "", port, self.database)
+        query = "?" + urlencode(sorted(self.query.items())) if self.query else ""
+        return "%s://%s%s%s/%s%s" % (self.backend, user, self.host or "", port, self.database, query)
 
 
 def parse_plain_url(raw):
@@ -414,9 +471,12 @@ def parse_plain_url(raw):
     match = _PLAIN_URL.match((raw or "").strip())
     if not match or not match.group("database") or "%" in match.group("database"):
         return None
-    url = PlainUrl(match)
-    if url.driver not in ("pymysql", "psycopg", "psycopg2", "pysqlite"):
-        return None  # a driver connect_direct does not open
+    query = _query(match.group("query"))
+    if query is None:
+        return None
+    url = PlainUrl(match, query)
+    if url.driver not in ("pymysql", "psycopg", "psycopg2", "pysqlite") or url.driver_options is None:
+        return None  # a driver, or a query option, connect_direct does not open
     if url.backend == "sqlite":
         if url.host or url.username or url.port or url.database.startswith("file:") \
                 or url.database == ":memory:":
@@ -435,18 +495,11 @@ def connect_direct(url):
         sqlite3 = driver("sqlite3")
         uri = "file:%s?mode=ro" % quote(os.path.abspath(url.database))
         return sqlite3.connect(uri, uri=True)
-    args = dict((key, value) for key, value in (
-        ("host", url.host), ("port", url.port), ("user", url.username),
-        ("password", url.password)) if value is not None)
     if url.backend == "mysql":
         pymysql = driver("pymysql")
-        if url.password is not None:
-            args["password"] = _mysql_password(url.password)
         if not pymysql:
             return None
-        conn = _preferred_tls_connection(pymysql)(
-            database=url.database, charset="utf8", connect_timeout=CONNECT_TIMEOUT,
-            read_timeout=DIRECT_READ_TIMEOUT, write_timeout=DIRECT_READ_TIMEOUT, **args)
+        conn = _preferred_tls_connection(pymysql)(**direct_connect_args(url))
         try:
             galera_reads_wait(conn)
         except Exception:
@@ -455,7 +508,25 @@ def connect_direct(url):
         return conn
     # psycopg2 when the URL names it (Glance's own driver): it imports in a fraction of psycopg's time.
     postgres = driver(_DRIVER_MODULES[url.driver])
-    return postgres.connect(dbname=url.database, connect_timeout=CONNECT_TIMEOUT, **args) if postgres else None
+    return postgres.connect(**direct_connect_args(url)) if postgres else None
+
+
+def direct_connect_args(url):
+    """The MySQL or PostgreSQL driver's keyword arguments for the PlainUrl ``url``: what
+    SQLAlchemy's dialect gives it, plus the timeouts and charset create_engine adds."""
+    args = dict((key, value) for key, value in (
+        ("host", url.host), ("port", url.port), ("user", url.username),
+        ("password", url.password)) if value is not None)
+    args["connect_timeout"] = CONNECT_TIMEOUT
+    if url.backend == "mysql":
+        if url.password is not None:
+            args["password"] = _mysql_password(url.password)
+        args.update(database=url.database, read_timeout=DIRECT_READ_TIMEOUT, write_timeout=DIRECT_READ_TIMEOUT,
+                     charset="utf8")  # Glance's tables are utf8 (utf8mb3), unless the URL says
+    else:
+        args["dbname"] = url.database
+    args.update(url.driver_options)
+    return args
 
 
 def _preferred_tls_connection(pymysql):
