@@ -122,7 +122,7 @@ dump:
       type: list
       elements: str
     rows:
-      description: Rows per table when the dump started (a dump taken while the API wrote may hold a few more).
+      description: Rows per table, read just after the dump (with the API writing meanwhile the dump may hold a few less).
       type: dict
 before:
   description: What the database held before the restore.

@@ -63,7 +63,9 @@ def test_dump_restores_to_the_same_database(database, make_database, tmp_path):
     with open(taken["path"], "rb") as handle:
         assert hashlib.sha256(handle.read()).hexdigest() == taken["sha256"]
     assert taken["size"] == os.path.getsize(taken["path"]) > 0
-    assert [p.name for p in dest.iterdir()] == [os.path.basename(taken["path"])]  # no .partial left
+    # no .partial left; the dump's record beside it
+    assert sorted(p.name for p in dest.iterdir()) == [os.path.basename(taken["path"]),
+                                                      os.path.basename(taken["path"]) + ".json"]
 
     restored = make_database(database.engine_name)
     _restore(taken["path"], restored)

@@ -11,9 +11,8 @@ libpq's PGSSL* variables (pg_dump) (clients.py, shared with restore).
 
 Beside each dump, ``<dump>.json`` records what restore checks before it touches
 anything: the dump's sha256 and size, the engine, database and tool, and the
-revisions and rows per table the database held when the dump started (the rows
-are read just before the dump: a dump taken while the API writes may hold a few
-more).
+revisions and rows per table the database held (read just after the dump: with
+the API writing meanwhile the dump may hold a few rows less).
 """
 
 from __future__ import annotations
@@ -66,18 +65,17 @@ def describe(engine):
     """What the database holds: ``{"revisions", "rows": {table: count}, "size": bytes}``.
 
     Every table counts (alembic_version aside: its rows are the revisions), a stopped
-    run's leftovers included: a restore replaces them too. Reads only."""
-    state = db_state.read(engine)
-    rows = {}
-    if state.tables:
-        with engine.connect() as conn:
-            quote = conn.dialect.identifier_preparer.quote
-            for table in state.tables:
-                rows[table] = conn.execute(sa.text("SELECT COUNT(*) FROM %s" % quote(table))).scalar()
-            size = _size(conn, state)
-            conn.rollback()
-    else:
-        size = 0
+    run's leftovers included: a restore replaces them too. Reads only, and reads any
+    state, a half-restored one included (no data migration's rows are counted)."""
+    if db_state.missing_sqlite_file(engine.url):
+        return {"revisions": [], "rows": {}, "size": 0}
+    with engine.connect() as conn:
+        state = db_state._read(db_state.on_connection(conn), count=False)  # pylint: disable=protected-access
+        quote = conn.dialect.identifier_preparer.quote
+        rows = dict((table, conn.execute(sa.text("SELECT COUNT(*) FROM %s" % quote(table))).scalar())
+                    for table in state.tables)
+        size = _size(conn, state)
+        conn.rollback()
     return {"revisions": state.as_facts()["revisions"], "rows": rows, "size": size}
 
 
@@ -111,7 +109,6 @@ def take(url, directory, run_command, mysqldump="mysqldump", pg_dump="pg_dump"):
     partial = path + ".partial"
     started = time.monotonic()
     taken_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    held = _held(url)
     made = [partial]
     out = _create(partial)
     try:
@@ -129,6 +126,8 @@ def take(url, directory, run_command, mysqldump="mysqldump", pg_dump="pg_dump"):
         size = os.path.getsize(partial)
         if size == 0:
             raise BackupError("The dump of %s is empty: nothing was kept." % url.database)
+        # After the dump tool: it is the first to connect, so its own refusal is what a run reports.
+        held = _held(url)
         result = dict(path=path, sha256=sha256_of(partial), size=size, engine=backend,
                       database=url.database, tool=TOOLS[backend], taken_at=taken_at)
         manifest = manifest_path(path)

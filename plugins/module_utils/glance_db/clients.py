@@ -103,6 +103,7 @@ def run(run_command, command, environ, option, error, pass_fds=(), stdin=None):
     rc, stdout, stderr = run_command(argv, dict((key, value) for key, value in environ.items() if value),
                                      list(pass_fds))
     if rc != 0:
-        lines = (stderr or stdout or "").strip().splitlines()
+        # The mysql client frames a failed statement with lines of dashes: not worth a word of the message.
+        lines = [line for line in (stderr or stdout or "").strip().splitlines() if line.strip("- ")]
         raise error("%s failed (exit %d): %s" % (os.path.basename(command[0]), rc,
                                                  " ".join(lines[-3:]) or "no message"))

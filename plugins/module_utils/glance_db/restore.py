@@ -248,6 +248,9 @@ def run(engine, run_command, path=None, backup_dir=None, force=False, check_mode
                              "directory that exists." % (url.database or "(none)"))
     if path is None:
         path = newest(backup_dir, backend, url.database)
+    if not os.path.isfile(path):
+        raise RestoreRefused("The dump %s does not exist: give the path glance_db_backup returned (backup.path), "
+                             "or backup_dir; nothing was changed." % path)
     record = _load_record(path)
     if record["engine"] != backend:
         raise RestoreRefused("The dump %s is of a %s database; the connection names a %s one. Restore it into "
