@@ -28,7 +28,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
