@@ -139,6 +139,16 @@ def _cases(password, host, my_db, pg_db, tag, blackhole, confs):
         "missing database PostgreSQL, backup":
             ("backup", {"connection": pg(missing), "dest_dir": str(conf_dir / "b2")}, {}),
         "good password MariaDB, backup": ("backup", {"connection": my(my_db), "dest_dir": str(conf_dir / "b3")}, {}),
+        # After the backup above: its dump is the newest of b3 (my_db is empty, so restoring it changes nothing
+        # another case reads).
+        "wrong password MariaDB, restore": ("restore", {"connection": wrong, "backup_dir": str(conf_dir / "b3")}, {}),
+        "missing database PostgreSQL, restore":
+            ("restore", {"connection": pg(missing), "backup_dir": str(conf_dir / "b3")}, {}),
+        "missing dump MariaDB, restore": ("restore", {"connection": my(my_db), "path": str(conf_dir / "nodump.sql")}, {}),
+        "check mode MariaDB, restore":
+            ("restore", {"connection": my(my_db), "backup_dir": str(conf_dir / "b3"), "force": True}, check),
+        "good password MariaDB, restore":
+            ("restore", {"connection": my(my_db), "backup_dir": str(conf_dir / "b3"), "force": True}, {}),
     }
     slow = {
         "never answers, facts": ("facts", {"connection": never}, {}),
