@@ -94,6 +94,22 @@ backup:
     seconds:
       description: How long the dump took.
       type: float
+    manifest:
+      description:
+        - The dump's record beside it, C(<path>.json) (mode 0600), which M(openstack_ops.glance.glance_db_restore)
+          checks before it restores the dump. It holds the other values returned here.
+      type: str
+    taken_at:
+      description: When the dump started (UTC).
+      type: str
+      sample: "2026-11-25T10:15:00Z"
+    revisions:
+      description: The database's revisions when it was dumped.
+      type: list
+      elements: str
+    rows:
+      description: Rows per table, read just after the dump (with the API writing meanwhile the dump may hold a few less).
+      type: dict
 """
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import backup
