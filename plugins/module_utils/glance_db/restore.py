@@ -182,7 +182,8 @@ def _clear_postgresql(engine):
 
 def _load_mysql(engine, fd, run_command, tool):
     url = engine.url
-    command = [tool] + clients.mysql_options(url) + ["--batch", "--binary-mode", "--", url.database]
+    # --skip-reconnect: a connection lost half-way fails the restore, instead of the rest loading into a new session.
+    command = [tool] + clients.mysql_options(url) + ["--batch", "--binary-mode", "--skip-reconnect", "--", url.database]
     clients.run(run_command, command, clients.mysql_environment(url), "mysql", RestoreFailed, stdin=fd)
 
 
