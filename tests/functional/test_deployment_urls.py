@@ -118,10 +118,10 @@ def _one_clear_msg(result, *expected):
     return msg
 
 
-def _tls_logins(server, user):
-    """The general log's login lines of ``user``: (all, those over TLS)."""
+def _tls_logins(server, database):
+    """The general log's logins of the REQUIRE SSL user into ``database``: (all, those over TLS)."""
     lines = [line for line in server.general_log.read_text().splitlines()
-             if "Connect" in line and "%s@" % user in line]
+             if "Connect" in line and "%s@" % server.ssl_user in line and " on %s " % database in line]
     return lines, [line for line in lines if "using SSL/TLS" in line]
 
 
@@ -172,45 +172,42 @@ def test_each_tools_url_through_every_module(tls_server, tmp_path, form):
         result = by_name[name]
         assert not result.get("failed") and result["changed"] is False, (name, result.get("msg"))
     _one_clear_msg(by_name["an option of no tool's, without SQLAlchemy"], MISSING_SQLALCHEMY)
-    logins, over_tls = _tls_logins(server, server.ssl_user)
+    logins, over_tls = _tls_logins(server, database)
     assert logins and logins == over_tls, [line for line in logins if line not in over_tls]
 
 
-def test_the_fast_path_checks_the_servers_certificate_as_sqlalchemys_path_does(tls_server, tmp_path):
+def test_refusals_are_one_clear_msg_from_the_fast_path_and_sqlalchemys_alike(tls_server, tmp_path):
     """A wrong CA (kolla's form), or openstack-ansible's form with the CA missing from the
-    trust store: refused, by the driver-only read and through SQLAlchemy alike, in one msg."""
+    trust store: refused, by the driver-only read and through SQLAlchemy alike. The same
+    REQUIRE SSL user with TLS turned off (ssl_disabled, an option the fast path leaves to
+    SQLAlchemy) is refused by the server, and the msg names TLS."""
     server = tls_server
     database = _database(server, "glance_urls_refused")
     blocked = _sqlalchemy_blocked(tmp_path)
     untrusted = str(SYSTEM_BUNDLE) if SYSTEM_BUNDLE.exists() else _other_ca(tmp_path)
     wrong_ca = {"connection": kolla_url(server, database, ca=_other_ca(tmp_path))}
     osa = {"connection": osa_url(server, database)}
+    without_tls = {"connection": "mysql+pymysql://%s@127.0.0.1:%d/%s?ssl_disabled=true" % (
+        server.ssl_user, server.port, database)}
     cases = [
         ("kolla, wrong CA, driver alone", "facts", wrong_ca, {"environment": {"PYTHONPATH": blocked}}),
         ("kolla, wrong CA, SQLAlchemy", "sync", wrong_ca, {}),
         ("osa, CA not trusted, driver alone", "facts", osa,
          {"environment": {"PYTHONPATH": blocked, "SSL_CERT_FILE": untrusted}}),
         ("osa, CA not trusted, SQLAlchemy", "sync", osa, {"environment": {"SSL_CERT_FILE": untrusted}}),
+        ("without TLS", "facts", without_tls, {}),
+        ("without TLS, without SQLAlchemy", "facts", without_tls, {"environment": {"PYTHONPATH": blocked}}),
     ]
     results = _run_playbook(tmp_path, cases)
-    for (name, _module, _args, _kw), result in zip(cases, results):
+    for (name, _module, _args, _kw), result in list(zip(cases, results))[:4]:
         msg = _one_clear_msg(result, "certificate verify failed", "127.0.0.1:%d" % server.port)
         assert MISSING_SQLALCHEMY not in msg, (name, msg)
-    assert server.execute("SHOW TABLES FROM %s" % database) == ()
-
-
-def test_the_require_ssl_user_without_tls_is_refused_clearly(tls_server, tmp_path):
-    """The same user with TLS turned off (ssl_disabled, an option the fast path leaves to
-    SQLAlchemy) is refused by the server, and the msg names TLS."""
-    server = tls_server
-    database = _database(server, "glance_urls_plain")
-    without_tls = "mysql+pymysql://%s@127.0.0.1:%d/%s?ssl_disabled=true" % (server.ssl_user, server.port, database)
-    blocked = {"environment": {"PYTHONPATH": _sqlalchemy_blocked(tmp_path)}}
-    cases = [("without TLS", "facts", {"connection": without_tls}, {}),
-             ("without TLS, without SQLAlchemy", "facts", {"connection": without_tls}, blocked)]
-    refused, fell_back = _run_playbook(tmp_path, cases)
+    refused, fell_back = results[4:]
     _one_clear_msg(refused, "Access denied for user '%s'" % server.ssl_user, "requires TLS (REQUIRE SSL or X509)")
     _one_clear_msg(fell_back, MISSING_SQLALCHEMY)
+    logins, over_tls = _tls_logins(server, database)
+    assert logins and not over_tls, logins  # the server saw logins without TLS only, and refused them
+    assert server.execute("SHOW TABLES FROM %s" % database) == ()
 
 
 def _import_recording_interpreter(directory):
@@ -265,7 +262,7 @@ def test_the_roles_main_entry_point_with_each_tools_url(tls_server, tmp_path, fo
     fast = [(module, used) for module, used in runs
             if module in ("AnsiballZ_glance_db_facts", "AnsiballZ_glance_db_sync", "AnsiballZ_glance_db_metadefs")]
     assert len(fast) >= 4 and all(used == "driver-only" for _module, used in fast), runs
-    logins, over_tls = _tls_logins(server, server.ssl_user)
+    logins, over_tls = _tls_logins(server, database)
     assert logins and logins == over_tls, [line for line in logins if line not in over_tls]
 
 
