@@ -9,13 +9,13 @@ module: glance_db_restore
 short_description: Restore a Glance database from a dump taken by glance_db_backup
 version_added: 1.0.0
 description:
-  - Replaces the Glance database the connection names with a dump that M(openstack_ops.glance.glance_db_backup) took:
-    the way back after an upgrade, since Glance supports no downgrade.
+  - Replaces the Glance database the connection names with a dump that M(openstack_ops.glance.glance_db_backup) took,
+    the way back after an upgrade (Glance supports no downgrade).
   - Before touching anything, checks the dump against its record (C(<dump>.json), written by
     M(openstack_ops.glance.glance_db_backup) beside it) and refuses a size or sha256 that differs, a dump of another
     engine, or a dump without its record.
   - Refuses a database that holds tables unless O(force=true), saying what it would replace (revisions and rows per
-    table) by what (the dump's). Every write since the dump is lost: stop the Glance API first.
+    table) by what (the dump's). Every write since the dump is lost, so stop the Glance API first.
   - Under the migration lock, drops every table of the database (a stopped run's leftovers included) and loads the
     dump with the server's own client. MySQL/MariaDB with C(mysql), PostgreSQL with C(pg_restore --single-transaction)
     (after its tables, sequences and enum types are dropped in one transaction), SQLite with Python's backup API.

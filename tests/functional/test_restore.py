@@ -86,7 +86,7 @@ def test_round_trip_gives_back_the_backed_up_schema_and_rows(database, glance_ma
 
     assert snapshot(database) == saved
     assert differences(database.engine, database.engine_name, OLD) == ""  # and it is Glance's OLD schema
-    assert result["before"]["revisions"] == [r for r in upgraded[0]["alembic_version"]]
+    assert result["before"]["revisions"] == list(upgraded[0]["alembic_version"])
     assert result["before"]["rows"]["images"] == 45
     assert result["after"]["revisions"] == [OLD] and result["after"]["rows"]["images"] == 40
     assert result["dump"]["sha256"] == taken["sha256"] == backup.sha256_of(taken["path"])  # read, never written

@@ -259,17 +259,16 @@ def run(engine, run_command, path=None, backup_dir=None, force=False, check_mode
                                                                       record["engine"]))
     fd = _open_checked(path, record)
     try:
-        dump = dict((key, record.get(key)) for key in ("sha256", "size", "engine", "database", "tool", "taken_at",
-                                                        "revisions", "rows"))
+        dump = dict((key, record.get(key)) for key in (
+            "sha256", "size", "engine", "database", "tool", "taken_at", "revisions", "rows"))
         dump["path"] = path
         before = backup.describe(engine)
         _refuse_unless_forced(before, force, url.database, dump)
         if check_mode:
-            return _result(True, "Would replace the database %s (%s; %d bytes) with the dump %s taken %s (%s; "
-                           "%d bytes)." % (url.database, _summary(before) if _holds(before) else "empty",
-                                           before["size"], path, record.get("taken_at"), _summary(record),
-                                           record["size"]),
-                dump, before, {"revisions": dump["revisions"], "rows": dump["rows"]}, None)
+            msg = "Would replace the database %s (%s; %d bytes) with the dump %s taken %s (%s; %d bytes)." % (
+                url.database, _summary(before) if _holds(before) else "empty", before["size"], path,
+                record.get("taken_at"), _summary(record), record["size"])
+            return _result(True, msg, dump, before, {"revisions": dump["revisions"], "rows": dump["rows"]}, None)
         started = time.monotonic()
         with migration_lock(engine, lock_timeout, galera=_on_galera(engine)):
             before = backup.describe(engine)  # again, under the lock: what is replaced
