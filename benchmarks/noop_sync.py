@@ -103,8 +103,8 @@ def main():
     if url_forms:
         result["url_forms"] = url_forms
         line += "; MariaDB over TLS by URL form: " + ", ".join(
-            "%s ours %.2f s, glance %.2f s (x%.2f)" % (form, e["ours"]["median"], e["glance"]["median"],
-                                                      e["ratio_ours_to_glance"])
+            "%s ours %.2f s, glance %.2f s (x%.2f)"
+            % (form, e["ours"]["median"], e["glance"]["median"], e["ratio_ours_to_glance"])
             for form, e in url_forms["forms"].items())
     _lib.finish(result, args.out, "noop_sync.json", line)
 

@@ -521,8 +521,9 @@ def direct_connect_args(url):
     if url.backend == "mysql":
         if url.password is not None:
             args["password"] = _mysql_password(url.password)
-        args.update(database=url.database, read_timeout=DIRECT_READ_TIMEOUT, write_timeout=DIRECT_READ_TIMEOUT,
-                     charset="utf8")  # Glance's tables are utf8 (utf8mb3), unless the URL says
+        args.update(database=url.database, read_timeout=DIRECT_READ_TIMEOUT,
+                    write_timeout=DIRECT_READ_TIMEOUT,
+                    charset="utf8")  # Glance's tables are utf8 (utf8mb3), unless the URL says
     else:
         args["dbname"] = url.database
     args.update(url.driver_options)
