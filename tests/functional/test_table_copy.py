@@ -313,17 +313,10 @@ CHILD_INSERTS = (
 )
 
 
-def test_pointing_the_children_at_the_copy_aborts_no_writer(make_database):
-    """Writers that create an image with a property, a tag and a member (the order of Glance's
-    image create: images first, then its children) while the four children's foreign keys are
-    pointed at the copy and back, 10 times. Each child's two statements run under LOCK TABLES on
-    one server, so the writers wait for them: no writer is a deadlock's victim. Unlocked, in the
-    same loop, each statement could wait for a writer of the child while holding the referenced
-    table that writer wanted next (measured: 4 to 15 deadlocks in 30 to 40 repoints of one child)."""
-    db = make_database("mysql")
-    phases.run(db.engine, "sync")
-    with db.engine.connect() as conn:
-        copy = _copy_of_images(conn)
+def _repoint_under_writers(db, copy, write, writers=4, rounds=10):
+    """Point the children of images at the copy and back ``rounds`` times while ``writers``
+    threads each run ``write(conn, index, n)`` in its own transaction, again and again;
+    the writes made, the deadlocks they died of, and any other error."""
     stop, counts, errors = threading.Event(), {"writes": 0, "deadlocks": 0}, []
 
     def writer(index):
@@ -333,15 +326,9 @@ def test_pointing_the_children_at_the_copy_aborts_no_writer(make_database):
             with engine.connect() as conn:
                 while not stop.is_set():
                     n += 1
-                    image = "%02d%034d" % (index, n)
                     try:
                         with conn.begin():
-                            conn.exec_driver_sql(
-                                "INSERT INTO images (id, name, size, status, visibility, created_at, deleted, "
-                                "min_disk, min_ram, protected) VALUES (%s, 'w', 1, 'active', 'shared', "
-                                "CURRENT_TIMESTAMP, 0, 0, 0, 0)", (image,))
-                            for sql in CHILD_INSERTS:
-                                conn.exec_driver_sql(sql, (image,))
+                            write(conn, index, n)
                         counts["writes"] += 1
                     except sa.exc.OperationalError as exc:
                         if exc.orig.args[0] != 1213:
@@ -352,20 +339,45 @@ def test_pointing_the_children_at_the_copy_aborts_no_writer(make_database):
         finally:
             engine.dispose()
 
-    writers = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for thread in writers:
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for thread in threads:
         thread.start()
     try:
-        time.sleep(0.5)
+        time.sleep(0.3)
         with db.engine.connect() as conn:
-            for _round in range(10):
+            for _round in range(rounds):
                 copy._point_foreign_keys(conn, "images", "_glance_new_images")
                 copy._point_foreign_keys(conn, "_glance_new_images", "images")
         time.sleep(0.2)
     finally:
         stop.set()
-        for thread in writers:
+        for thread in threads:
             thread.join()
+    return counts, errors
+
+
+def test_pointing_the_children_at_the_copy_aborts_no_writer(make_database):
+    """Writers that create an image with a property, a tag and a member (the order of Glance's
+    image create: images first, then its children) while the four children's foreign keys are
+    pointed at the copy and back, 10 times. The children's statements run under one LOCK TABLES
+    on one server, so the writers wait for them: no writer is a deadlock's victim. Unlocked, in the
+    same loop, each statement could wait for a writer of the child while holding the referenced
+    table that writer wanted next (measured: 4 to 15 deadlocks in 30 to 40 repoints of one child)."""
+    db = make_database("mysql")
+    phases.run(db.engine, "sync")
+    with db.engine.connect() as conn:
+        copy = _copy_of_images(conn)
+
+    def create_with_children(conn, index, n):
+        image = "%02d%034d" % (index, n)
+        conn.exec_driver_sql(
+            "INSERT INTO images (id, name, size, status, visibility, created_at, deleted, "
+            "min_disk, min_ram, protected) VALUES (%s, 'w', 1, 'active', 'shared', "
+            "CURRENT_TIMESTAMP, 0, 0, 0, 0)", (image,))
+        for sql in CHILD_INSERTS:
+            conn.exec_driver_sql(sql, (image,))
+
+    counts, errors = _repoint_under_writers(db, copy, create_with_children)
     assert errors == []
     assert counts["writes"] > 100 and counts["deadlocks"] == 0, counts
     assert _referenced_tables(db) == [("images",)]
@@ -389,45 +401,13 @@ def test_a_writer_of_one_child_is_never_the_victim_of_the_repointing(make_databa
                    "VALUES (:id, 'active', 'shared', CURRENT_TIMESTAMP, 0, 0, 0, 0)", id="img-%02d" % n)
     with db.engine.connect() as conn:
         copy = _copy_of_images(conn)
-    stop, counts, errors = threading.Event(), {"writes": 0, "deadlocks": 0}, []
 
-    def writer(index):
-        engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
-        n = 0
-        try:
-            with engine.connect() as conn:
-                while not stop.is_set():
-                    n += 1
-                    try:
-                        with conn.begin():
-                            conn.exec_driver_sql(
-                                "INSERT INTO image_members (image_id, member, can_share, status, created_at, deleted) "
-                                "VALUES (%s, %s, 0, 'pending', CURRENT_TIMESTAMP, 0)",
-                                ("img-%02d" % (n % 40), "tenant-%d-%d" % (index, n)))
-                        counts["writes"] += 1
-                    except sa.exc.OperationalError as exc:
-                        if exc.orig.args[0] != 1213:
-                            raise
-                        counts["deadlocks"] += 1
-        except Exception as exc:  # the test fails below, naming it
-            errors.append(repr(exc)[:300])
-        finally:
-            engine.dispose()
+    def share(conn, index, n):
+        conn.exec_driver_sql(
+            "INSERT INTO image_members (image_id, member, can_share, status, created_at, deleted) "
+            "VALUES (%s, %s, 0, 'pending', CURRENT_TIMESTAMP, 0)", ("img-%02d" % (n % 40), "tenant-%d-%d" % (index, n)))
 
-    writers = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for thread in writers:
-        thread.start()
-    try:
-        time.sleep(0.3)
-        with db.engine.connect() as conn:
-            for _round in range(10):
-                copy._point_foreign_keys(conn, "images", "_glance_new_images")
-                copy._point_foreign_keys(conn, "_glance_new_images", "images")
-        time.sleep(0.2)
-    finally:
-        stop.set()
-        for thread in writers:
-            thread.join()
+    counts, errors = _repoint_under_writers(db, copy, share)
     assert errors == []
     assert counts["writes"] > 100 and counts["deadlocks"] == 0, counts
     assert _referenced_tables(db) == [("images",)]
