@@ -356,6 +356,17 @@ def _repoint_under_writers(db, copy, write, writers=4, rounds=10):
     return counts, errors
 
 
+def _assert_no_victim_and_nothing_left(db, copy, counts, errors):
+    """Every writer went on (no deadlock's victim, no other error), the children point at
+    images again, and clearing leaves nothing of the copy."""
+    assert errors == []
+    assert counts["writes"] > 100 and counts["deadlocks"] == 0, counts
+    assert _referenced_tables(db) == [("images",)]
+    with db.engine.connect() as conn:
+        copy.clear_leftovers(conn, "images")
+    assert _leftovers(db) == []
+
+
 def test_pointing_the_children_at_the_copy_aborts_no_writer(make_database):
     """Writers that create an image with a property, a tag and a member (the order of Glance's
     image create: images first, then its children) while the four children's foreign keys are
@@ -378,12 +389,7 @@ def test_pointing_the_children_at_the_copy_aborts_no_writer(make_database):
             conn.exec_driver_sql(sql, (image,))
 
     counts, errors = _repoint_under_writers(db, copy, create_with_children)
-    assert errors == []
-    assert counts["writes"] > 100 and counts["deadlocks"] == 0, counts
-    assert _referenced_tables(db) == [("images",)]
-    with db.engine.connect() as conn:
-        copy.clear_leftovers(conn, "images")
-    assert _leftovers(db) == []
+    _assert_no_victim_and_nothing_left(db, copy, counts, errors)
     assert differences(db.engine, "mysql", HEAD) == ""
 
 
@@ -408,12 +414,7 @@ def test_a_writer_of_one_child_is_never_the_victim_of_the_repointing(make_databa
             "VALUES (%s, %s, 0, 'pending', CURRENT_TIMESTAMP, 0)", ("img-%02d" % (n % 40), "tenant-%d-%d" % (index, n)))
 
     counts, errors = _repoint_under_writers(db, copy, share)
-    assert errors == []
-    assert counts["writes"] > 100 and counts["deadlocks"] == 0, counts
-    assert _referenced_tables(db) == [("images",)]
-    with db.engine.connect() as conn:
-        copy.clear_leftovers(conn, "images")
-    assert _leftovers(db) == []
+    _assert_no_victim_and_nothing_left(db, copy, counts, errors)
 
 
 def test_without_the_lock_tables_privilege_the_children_are_pointed_unlocked(make_database):
