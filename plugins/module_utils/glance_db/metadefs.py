@@ -444,22 +444,12 @@ def unload(engine, check_mode=False, lock_timeout=60):
     return _change(engine, lambda catalog: empty_catalog(), check_mode, lock_timeout)
 
 
-class _Rows(object):
-    """The one query method state.galera_facts needs, on a SQLAlchemy connection."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    def rows(self, sql):
-        return [tuple(row) for row in self.conn.exec_driver_sql(sql)]
-
-
 def _change(engine, target_of, check_mode, lock_timeout):
     _refuse_missing_sqlite(engine)
     with engine.connect() as conn:
         check_schema(conn)
         before, _ids = read_catalog(conn)
-        galera = engine.url.get_backend_name() == "mysql" and galera_facts(_Rows(conn)) is not None
+        galera = engine.url.get_backend_name() == "mysql" and galera_facts(on_connection(conn)) is not None
         conn.rollback()
     after = target_of(before)
     change_set = changes(before, after)

@@ -35,7 +35,7 @@ from .deps import sa
 from .errors import GlanceDbError
 from .flow_control import Unpaced, for_connection, record
 from .lock import migration_lock
-from .state import _SqlAlchemyQueries, galera_facts, on_connection, require_untouched_by_a_stopped_run
+from .state import on_connection, on_galera, require_untouched_by_a_stopped_run
 
 # Glance's order (models with a `deleted` column, images kept apart, tasks last).
 IMAGE_CHILDREN = ("image_properties", "image_tags", "image_locations", "image_members")
@@ -300,7 +300,7 @@ def run(job, check_mode=False, lock_timeout=60, diff=False, warn=None):
     else:
         # The lock keeps a purge out of a schema upgrade's way (and two purges apart);
         # on Galera GET_LOCK is node-local, so there it is the cluster's lease (lock.py).
-        galera = _on_galera(job.engine)
+        galera = on_galera(job.engine)
         with migration_lock(job.engine, lock_timeout, galera=galera):
             counts = job.run(galera=galera)
     total = sum(counts.values())
@@ -313,13 +313,6 @@ def run(job, check_mode=False, lock_timeout=60, diff=False, warn=None):
         after = job.old_rows() if not check_mode else _minus(before, counts)
         result["diff"] = dict(before=_old_rows_text(before, job), after=_old_rows_text(after, job))
     return result
-
-
-def _on_galera(engine):
-    if engine.url.get_backend_name() != "mysql":
-        return False
-    with engine.connect() as conn:
-        return galera_facts(_SqlAlchemyQueries(conn)) is not None
 
 
 def _minus(before, counts):

@@ -36,7 +36,7 @@ from . import clients
 from .deps import sa
 from .errors import GlanceDbError
 from .lock import migration_lock
-from .state import galera_facts, on_connection
+from .state import on_galera
 
 TOOLS = {"mysql": "mysql", "postgresql": "pg_restore", "sqlite": "sqlite3 backup API"}
 NEXT_TRY = "Fix the cause, then run again with force: true; a restore clears the database first, so a re-run completes."
@@ -131,13 +131,6 @@ def _summary(held):
     filled = ", ".join("%s %d" % (table, count) for table, count in sorted(rows.items()) if count)
     return "revisions %s; %d tables, %d rows%s" % (revisions, len(rows), sum(rows.values()),
                                                    " (%s)" % filled if filled else "")
-
-
-def _on_galera(engine):
-    if engine.url.get_backend_name() != "mysql":
-        return False
-    with engine.connect() as conn:
-        return galera_facts(on_connection(conn)) is not None
 
 
 # ---- clearing and loading
@@ -270,7 +263,7 @@ def run(engine, run_command, path=None, backup_dir=None, force=False, check_mode
                 record.get("taken_at"), _summary(record), record["size"])
             return _result(True, msg, dump, before, {"revisions": dump["revisions"], "rows": dump["rows"]}, None)
         started = time.monotonic()
-        with migration_lock(engine, lock_timeout, galera=_on_galera(engine)):
+        with migration_lock(engine, lock_timeout, galera=on_galera(engine)):
             before = backup.describe(engine)  # again, under the lock: what is replaced
             _refuse_unless_forced(before, force, url.database, dump)
             try:

@@ -336,6 +336,14 @@ def on_connection(conn):
     return _SqlAlchemyQueries(conn)
 
 
+def on_galera(engine):
+    """Whether ``engine``'s server is a Galera node: the writing modules then lock with the lease."""
+    if engine.url.get_backend_name() != "mysql":
+        return False
+    with engine.connect() as conn:
+        return galera_facts(on_connection(conn)) is not None
+
+
 def on_driver_connection(conn, url):
     """The queries a read makes, on a DB-API connection of ``connection.connect_direct``."""
     return _DriverQueries(conn, url)
