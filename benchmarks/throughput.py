@@ -25,6 +25,7 @@ import dataset  # noqa: E402
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases  # noqa: E402
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.deps import sa  # noqa: E402
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import default  # noqa: E402
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions.visibility import (  # noqa: E402
     UPDATE_TRIGGER,
 )
@@ -74,7 +75,7 @@ def measure(url, images, batch_size=None, log=None):
         "images": images, "engine": built["engine"], "dataset_seconds": built["seconds"],
         "ours": {"rows": ours_rows, "seconds": round(ours_seconds, 2),
                  "rows_per_s": rate(ours_rows, ours_seconds),
-                 "batch_size": batch_size or phases.DEFAULT_BATCH_SIZE},
+                 "batch_size": batch_size or default("batch_size")},
         "floor": {"rows": floor_rows, "seconds": round(floor_seconds, 2),
                   "rows_per_s": rate(floor_rows, floor_seconds)},
         "ours_vs_floor": round(floor_seconds / ours_seconds, 3) if ours_seconds else None,

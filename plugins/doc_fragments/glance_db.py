@@ -50,16 +50,40 @@ notes:
   - The Python requirements are needed on the host that runs the module, usually the controller or a database client host.
 """
 
-    # Options of the modules that write (sync, expand, migrate, contract).
-    WRITE = r"""
+    # The migration lock's options: every module that writes the Glance database (the phases,
+    # purge, metadefs, restore) takes the same lock with them (one purge, one metadefs load and
+    # one phase never run at once).
+    LOCK = r"""
 options:
   lock_timeout:
     description:
-      - Seconds to wait for the database-level migration lock held by another run (MySQL C(GET_LOCK),
-        a PostgreSQL advisory lock, or a lock file beside a SQLite database).
-      - Runs from many hosts at once serialize on this lock; the later ones find nothing to do.
+      - Seconds to wait for the database-level migration lock held by another run (MySQL C(GET_LOCK), on a
+        Galera cluster a lease the cluster replicates, a PostgreSQL advisory lock, or a lock file beside a SQLite
+        database).
+      - Runs from many hosts at once serialize on this lock; the later ones find nothing to do. The phases,
+        M(openstack_ops.glance.glance_db_purge), M(openstack_ops.glance.glance_db_metadefs) and
+        M(openstack_ops.glance.glance_db_restore) all take this one lock.
     type: int
     default: 60
+  galera_lock_ttl:
+    description:
+      - On a MariaDB Galera cluster, seconds the migration lock's lease lives without renewal. A heartbeat
+        renews it every fifth of that; a killed or frozen run's lease is taken over after it expires. See
+        C(docs/galera.md).
+    type: int
+    default: 30
+  galera_lock_database:
+    description:
+      - On a MariaDB Galera cluster, the database holding the migration lock's lease table (C(GET_LOCK) is local
+        to one node). Created when missing; the Glance database user needs C(SELECT), C(INSERT), C(UPDATE),
+        C(DELETE) and C(CREATE) on it. Never the Glance database itself.
+    type: str
+    default: glance_migration_lock
+"""
+
+    # Options of the modules that change the schema (sync, expand, migrate, contract).
+    SCHEMA_CHANGE = r"""
+options:
   ddl_lock_wait_timeout:
     description:
       - On MySQL/MariaDB, the session C(lock_wait_timeout) in seconds for schema changes (and
@@ -92,18 +116,4 @@ options:
       - On a MariaDB Galera cluster, refuse to write when the node's cluster has fewer nodes than this.
       - Writing phases always refuse a node that is not C(Primary) and C(Synced).
     type: int
-  galera_lock_ttl:
-    description:
-      - On a MariaDB Galera cluster, seconds the migration lock's lease lives without renewal. A heartbeat
-        renews it every fifth of that; a killed or frozen run's lease is taken over after it expires. See
-        C(docs/galera.md).
-    type: int
-    default: 30
-  galera_lock_database:
-    description:
-      - On a MariaDB Galera cluster, the database holding the migration lock's lease table (C(GET_LOCK) is local
-        to one node). Created when missing; the Glance database user needs C(SELECT), C(INSERT), C(UPDATE),
-        C(DELETE) and C(CREATE) on it. Never the Glance database itself.
-    type: str
-    default: glance_migration_lock
 """

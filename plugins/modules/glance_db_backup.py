@@ -117,7 +117,6 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 
 class GlanceDbBackup(GlanceDbModule):
-    writes = False  # it writes a file, not the database: no migration lock
     argument_spec = dict(
         dest_dir=dict(type="path", required=True),
         mysqldump=dict(type="path", default="mysqldump"),

@@ -24,7 +24,8 @@ options:
     default: heads
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
-  - openstack_ops.glance.glance_db.WRITE
+  - openstack_ops.glance.glance_db.LOCK
+  - openstack_ops.glance.glance_db.SCHEMA_CHANGE
 attributes:
   check_mode:
     support: full
@@ -117,10 +118,11 @@ table_copies:
       estimated_bytes: {data: 63963136, indexes: 52510720, binary_log: 0, total: 116473856}
 """
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import PHASE_OPTIONS, GlanceDbModule
 
 
 class GlanceDbContract(GlanceDbModule):
+    run_options = PHASE_OPTIONS
     settles_directly = True
     returns_table_copies = True
     argument_spec = dict(version=dict(type="str", default="heads"))

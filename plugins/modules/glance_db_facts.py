@@ -185,7 +185,6 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 
 class GlanceDbFacts(GlanceDbModule):
-    writes = False
     reads_directly = True
 
     def run(self):

@@ -156,11 +156,10 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mod
 
 
 class GlanceDbGrants(GlanceDbModule):
-    writes = False  # grants and a server variable, never the Glance database: no migration lock
+    run_options = ("galera_lock_database",)  # where the lease is: no lock is taken
     argument_spec = dict(
         admin_connection=dict(type="str", no_log=True),
         log_bin_trust_function_creators=dict(type="bool"),
-        galera_lock_database=dict(type="str", default="glance_migration_lock"),
     )
 
     def __init__(self):

@@ -59,13 +59,9 @@ options:
         written.
     type: bool
     default: false
-  lock_timeout:
-    description:
-      - Seconds to wait for the database-level migration lock held by another run; loading and unloading hold it.
-    type: int
-    default: 60
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
+  - openstack_ops.glance.glance_db.LOCK
 attributes:
   check_mode:
     support: full
@@ -134,10 +130,11 @@ files:
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import metadefs
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import LOCK_OPTIONS
 
 
 class GlanceDbMetadefs(GlanceDbModule):
-    writes = False  # only the lock of WRITE's options applies; taken below
+    run_options = LOCK_OPTIONS
     settles_directly = True  # a load with nothing to do is read with the driver alone
     argument_spec = dict(
         state=dict(type="str", choices=["present", "absent", "exported"], default="present"),
@@ -146,7 +143,6 @@ class GlanceDbMetadefs(GlanceDbModule):
         prefer_new=dict(type="bool", default=False),
         overwrite=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
-        lock_timeout=dict(type="int", default=60),
     )
     module_kwargs = dict(required_if=[("state", "exported", ["path"])])
 
@@ -162,10 +158,9 @@ class GlanceDbMetadefs(GlanceDbModule):
         if result is None:
             self.connect()
             if p["state"] == "present":
-                result = metadefs.load(self.engine, path, check_mode=check_mode, lock_timeout=p["lock_timeout"],
-                                       **modes)
+                result = metadefs.load(self.engine, path, self.options, check_mode=check_mode, **modes)
             else:
-                result = metadefs.unload(self.engine, check_mode=check_mode, lock_timeout=p["lock_timeout"])
+                result = metadefs.unload(self.engine, self.options, check_mode=check_mode)
         out = dict(changed=result.changed, changes=metadefs.change_report(result.changes),
                    counts=dict((kind, len(entries)) for kind, entries in result.after.items()))
         if self.ansible._diff:

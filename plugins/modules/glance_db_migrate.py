@@ -27,7 +27,8 @@ options:
     type: int
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
-  - openstack_ops.glance.glance_db.WRITE
+  - openstack_ops.glance.glance_db.LOCK
+  - openstack_ops.glance.glance_db.SCHEMA_CHANGE
 attributes:
   check_mode:
     support: full
@@ -100,18 +101,17 @@ data_migrations:
   sample: [{"name": "ocata_migrate01_community_images", "migrated": 120, "remaining": 0}]
 """
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import MIGRATE_OPTIONS, GlanceDbModule
 
 
 class GlanceDbMigrate(GlanceDbModule):
+    run_options = MIGRATE_OPTIONS  # batch_size and max_rows among them
     settles_directly = True
-    argument_spec = dict(batch_size=dict(type="int", default=5000), max_rows=dict(type="int"))
 
     def run(self):
-        if self.params["batch_size"] < 1 or (self.params["max_rows"] or 1) < 1:
+        if self.options.batch_size < 1 or (self.options.max_rows or 1) < 1:
             self.fail("batch_size and max_rows must be positive whole numbers.")
-        self.run_phase("migrate", batch_size=self.params["batch_size"],
-                       max_rows=self.params["max_rows"])
+        self.run_phase("migrate")
 
 
 def main():

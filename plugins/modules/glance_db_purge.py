@@ -25,6 +25,7 @@ description:
   - Holds the migration lock, so it never runs during a schema upgrade by this collection.
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
+  - openstack_ops.glance.glance_db.LOCK
 options:
   age_in_days:
     description:
@@ -54,11 +55,6 @@ options:
       - After six tries the run stops with a message; the rows purged until then stay purged.
     type: int
     default: 5
-  lock_timeout:
-    description:
-      - Seconds to wait for the migration lock held by another run of this collection.
-    type: int
-    default: 60
 attributes:
   check_mode:
     support: full
@@ -128,17 +124,17 @@ flow_control:
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import purge
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import LOCK_OPTIONS
 
 
 class GlanceDbPurge(GlanceDbModule):
-    writes = False  # its own options: the DDL ones do not apply
+    run_options = LOCK_OPTIONS
     argument_spec = dict(
         age_in_days=dict(type="int"),
         max_rows=dict(type="int", default=purge.DEFAULT_MAX_ROWS),
         images_table=dict(type="bool", default=False),
         batch_size=dict(type="int", default=purge.DEFAULT_BATCH_SIZE),
-        lock_wait_timeout=dict(type="int", default=5),
-        lock_timeout=dict(type="int", default=60),
+        lock_wait_timeout=dict(type="int", default=purge.DEFAULT_LOCK_WAIT_TIMEOUT),
     )
 
     def run(self):
@@ -146,7 +142,7 @@ class GlanceDbPurge(GlanceDbModule):
                           max_rows=self.params["max_rows"], images_table=self.params["images_table"],
                           batch_size=self.params["batch_size"],
                           lock_wait_timeout=self.params["lock_wait_timeout"])
-        result = purge.run(job, check_mode=self.ansible.check_mode, lock_timeout=self.params["lock_timeout"],
+        result = purge.run(job, self.options, check_mode=self.ansible.check_mode,
                            diff=self.ansible._diff, warn=self.ansible.warn)
         self.exit(result)
 

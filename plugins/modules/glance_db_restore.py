@@ -27,6 +27,7 @@ description:
   - Afterwards checks that the database is at the dump's revisions and has its tables.
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
+  - openstack_ops.glance.glance_db.LOCK
 options:
   path:
     description:
@@ -51,10 +52,6 @@ options:
     description: The C(pg_restore) program to load a PostgreSQL dump with.
     type: path
     default: pg_restore
-  lock_timeout:
-    description: Seconds to wait for the migration lock held by another run of this collection.
-    type: int
-    default: 60
 attributes:
   check_mode:
     support: full
@@ -162,23 +159,23 @@ seconds:
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import restore
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import LOCK_OPTIONS
 
 
 class GlanceDbRestore(GlanceDbModule):
-    writes = False  # its own options: the DDL ones do not apply
+    run_options = LOCK_OPTIONS
     argument_spec = dict(
         path=dict(type="path"),
         backup_dir=dict(type="path"),
         force=dict(type="bool", default=False),
         mysql=dict(type="path", default="mysql"),
         pg_restore=dict(type="path", default="pg_restore"),
-        lock_timeout=dict(type="int", default=60),
     )
 
     def run(self):
         result = restore.run(self.engine, self._run_tool, path=self.params["path"],
                              backup_dir=self.params["backup_dir"], force=self.params["force"],
-                             check_mode=self.ansible.check_mode, lock_timeout=self.params["lock_timeout"],
+                             check_mode=self.ansible.check_mode, options=self.options,
                              mysql=self.params["mysql"], pg_restore=self.params["pg_restore"])
         if self.ansible._diff:
             result["diff"] = dict(before=restore.diff_text(result["before"]),

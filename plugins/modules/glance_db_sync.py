@@ -24,7 +24,8 @@ options:
     default: heads
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
-  - openstack_ops.glance.glance_db.WRITE
+  - openstack_ops.glance.glance_db.LOCK
+  - openstack_ops.glance.glance_db.SCHEMA_CHANGE
 attributes:
   check_mode:
     support: full
@@ -95,10 +96,11 @@ data_migrations:
   sample: [{"name": "ocata_migrate01_community_images", "migrated": 120, "remaining": 0}]
 """
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import PHASE_OPTIONS, GlanceDbModule
 
 
 class GlanceDbSync(GlanceDbModule):
+    run_options = PHASE_OPTIONS
     settles_directly = True
     argument_spec = dict(version=dict(type="str", default="heads"))
 

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 import galera
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.leftovers import LEASE_DATABASE
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
     lock as db_lock, phases, state as db_state,
 )
@@ -97,7 +98,7 @@ def test_a_read_through_any_node_sees_a_phase_run_through_another(gdb):
     for node in (2, 3, 1):
         # A phase through one node; at once, the state through the next one.
         phase = {2: "expand", 3: "migrate", 1: "contract"}[node]
-        phases.run(gdb.engine(node), phase, galera={"lock_ttl": 10})
+        phases.run(gdb.engine(node), phase, galera_lock_ttl=10)
         after = db_state.read(gdb.engine(node % 3 + 1))
         assert after.galera["sync_wait"] & 1
         expected = {"expand": "expand", "migrate": "expand", "contract": "contract"}[phase]
@@ -154,7 +155,7 @@ def test_the_lock_leaves_nothing_in_the_glance_database(gdb, tmp_path):
     ])
     assert [r.get("changed") for r in results] == [True, True, False, True], results
     leases = galera.admin(2, "SELECT COUNT(*) FROM %s.leases WHERE name = :n"
-                          % db_lock.DEFAULT_LOCK_DATABASE, {"n": gdb.name})
+                          % LEASE_DATABASE, {"n": gdb.name})
     assert leases == [(0,)]
     tables = [r[0] for r in gdb.rows("SHOW TABLES", node=3)]
     assert "leases" not in tables and not any("lock" in t for t in tables), tables
@@ -188,7 +189,7 @@ def test_a_user_without_the_lock_database_is_told_the_grant(gdb, tmp_path):
 
 
 def _lease(gdb, node, seconds):
-    return db_lock.GaleraLease(gdb.engine(node), seconds, db_lock.DEFAULT_LOCK_DATABASE)
+    return db_lock.GaleraLease(gdb.engine(node), seconds, LEASE_DATABASE)
 
 
 def test_fencing_a_run_whose_lease_was_taken_stops_before_its_next_statement(gdb):
@@ -199,7 +200,7 @@ def test_fencing_a_run_whose_lease_was_taken_stops_before_its_next_statement(gdb
             conn.execute(sa.text("SELECT 1"))  # holding: statements run
             # Another run takes the lease over, through another node.
             galera.admin(2, "UPDATE %s.leases SET holder = 'someone-else' WHERE name = :n"
-                         % db_lock.DEFAULT_LOCK_DATABASE, {"n": gdb.name})
+                         % LEASE_DATABASE, {"n": gdb.name})
             time.sleep(2.5)  # a heartbeat (every 0.8 s) finds it
             with pytest.raises(LockLost, match="another run took the lease over"):
                 conn.execute(sa.text("SELECT 1"))
@@ -228,7 +229,7 @@ def test_fencing_a_lease_that_could_not_be_renewed(gdb):
 def test_an_expired_lease_is_not_taken_while_its_holders_statement_runs(gdb):
     """The holder froze mid-statement: its lease expired, but its statement still
     runs; a taker waits until the statement has ended."""
-    table = "%s.leases" % db_lock.DEFAULT_LOCK_DATABASE
+    table = "%s.leases" % LEASE_DATABASE
     _lease(gdb, 1, 4)._ensure_table(gdb.engine(1).connect())
     galera.admin(1, "INSERT INTO %s VALUES (:n, 'frozen00holder00', 'node1', 0, UTC_TIMESTAMP(6), "
                     "UTC_TIMESTAMP(6) - INTERVAL 1 SECOND)" % table, {"n": gdb.name})
@@ -277,7 +278,7 @@ def test_three_way_races_through_three_nodes(tmp_path):
     """Each race: a fresh mitaka02 database with 20,000 images; glance_db_expand
     (which opens the data migration) started at once through nodes 1, 2 and 3.
     Exactly one changes, none fails, every node then takes writes. One more race
-    of glance_db_sync on an empty database. Figures: docs/galera.md."""
+    of glance_db_sync on an empty database. Figures: benchmarks/results/galera_tests.md."""
     galera.require_cluster()
     figures = []
     for race in range(RACES + 1):
@@ -288,7 +289,7 @@ def test_three_way_races_through_three_nodes(tmp_path):
                 phases.run(db.engine(1), "sync", version="mitaka02")
                 expected = galera.seed_pre_ocata_fast(db, RACE_IMAGES)
             start = time.monotonic()
-            results = _race(db, phase, {"galera": {"lock_ttl": 15}})
+            results = _race(db, phase, {"galera_lock_ttl": 15})
             elapsed = time.monotonic() - start
             errors = [r["error"] for r in results if r["error"]]
             changed = sum(1 for r in results if r["changed"])
@@ -326,7 +327,7 @@ def test_facts_report_a_stale_lease_of_a_stopped_run(gdb):
     next run takes it over: the facts report it, stale once expired, and name who held it."""
     facts = db_state.read(gdb.engine(2)).as_facts()
     assert facts["run"]["lease"] is None and facts["run"]["msg"] is None
-    table = "%s.leases" % db_lock.DEFAULT_LOCK_DATABASE
+    table = "%s.leases" % LEASE_DATABASE
     _lease(gdb, 1, 4)._ensure_table(gdb.engine(1).connect())
     galera.admin(1, "INSERT INTO %s VALUES (:n, 'killed00holder00', 'node1', 0, UTC_TIMESTAMP(6), "
                     "UTC_TIMESTAMP(6) - INTERVAL 1 SECOND)" % table, {"n": gdb.name})

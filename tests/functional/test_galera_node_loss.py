@@ -3,7 +3,7 @@
 Each test runs alone (scripts/test's galera stage, no xdist) under a watchdog:
 past its time limit it fails, and after every test the cluster is brought back
 to 3 Synced nodes (thawed, restarted, state transfer), so a hang costs minutes.
-Figures go to .build/galera-results/ and docs/galera.md.
+Figures go to .build/galera-results/ and benchmarks/results/galera_tests.md.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 import galera
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.leftovers import LEASE_DATABASE
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
     lock as db_lock, phases, state as db_state,
 )
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.galera
 
 WATCHDOG_SECONDS = 240
 IMAGES = 20000
-LEASES = "%s.leases" % db_lock.DEFAULT_LOCK_DATABASE
+LEASES = "%s.leases" % LEASE_DATABASE
 
 
 class Watchdog(Exception):
@@ -67,7 +68,7 @@ def seeded():
 def start_run(db, node, phase="expand", ttl=10, kill=None):
     """``kill``: run_phase's KILL, e.g. "stop-before-write:2"."""
     return subprocess.Popen([sys.executable, RUN_PHASE, db.url(node), phase,
-                             json.dumps({"galera": {"lock_ttl": ttl}})] + (["", kill] if kill else []),
+                             json.dumps({"galera_lock_ttl": ttl})] + (["", kill] if kill else []),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -115,7 +115,7 @@ def test_expand_and_contract_copy_images_while_every_node_writes(gdb):
                     writer.visibility = True
             started = time.monotonic()
             args = {"batch_size": 1000} if phase == "migrate" else {}  # the role's batch size
-            outcome = phases.run(gdb.engine(1), phase, galera={"lock_ttl": 30}, **args)
+            outcome = phases.run(gdb.engine(1), phase, galera_lock_ttl=30, **args)
             took[phase] = round(time.monotonic() - started, 1)
             for copy in outcome.table_copies:  # the cluster's smaller batches (flow control may halve them)
                 assert copy["batches"] >= copy["rows"] / table_copy.GALERA_BATCH_ROWS, copy

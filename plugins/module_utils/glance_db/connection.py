@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode
 
 from .deps import DRIVERS, driver, driver_available, sa
 from .errors import ConfigurationError, ConnectionFailed, GlanceDbError
+from .options import default
 
 # The drivers we run, for each URL scheme an operator may write, tried in order when
 # the URL names none. Other names Glance configs commonly carry are replaced, with a
@@ -228,7 +229,6 @@ def display_url(url):
 # Seconds a MySQL/MariaDB statement may go unanswered (PyMySQL waits for ever
 # otherwise, e.g. on a frozen Galera node): above the longest statement, a table
 # rebuild; the writing modules' read_timeout option. Reads alone need less.
-READ_TIMEOUT = 900
 DIRECT_READ_TIMEOUT = 60
 
 
@@ -237,7 +237,7 @@ def create_engine(url, read_timeout=None):
     args = {}
     if url.get_backend_name() == "mysql":
         args["connect_timeout"] = CONNECT_TIMEOUT
-        args["read_timeout"] = args["write_timeout"] = read_timeout or READ_TIMEOUT
+        args["read_timeout"] = args["write_timeout"] = read_timeout or default("read_timeout")
         if "charset" not in url.query:
             args["charset"] = "utf8"  # Glance's tables are utf8 (utf8mb3)
     elif url.get_backend_name() == "postgresql":

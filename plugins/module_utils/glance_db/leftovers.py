@@ -9,6 +9,8 @@ migration lock before anything else, purge and metadefs refuse while they stand.
 
 from __future__ import annotations
 
+from .options import default
+
 NEW = "_glance_new_%s"  # the copy of a table being rebuilt
 OLD = "_glance_old_%s"  # the table itself, after the swap, until dropped
 TRIGGER_PREFIX = "_glance_copy_"
@@ -36,7 +38,7 @@ QUERY = (
 
 # The Galera migration lock's lease (lock.GaleraLease), in its default database: the facts
 # take no lock options (a lease elsewhere is not reported).
-LEASE_DATABASE = "glance_migration_lock"
+LEASE_DATABASE = default("galera_lock_database")
 LEASE_QUERY = ("SELECT holder, node, acquired_at, expires_at, expires_at <= UTC_TIMESTAMP(6) FROM `" +
                LEASE_DATABASE + "`.`leases` WHERE name = DATABASE()")
 LEASE_TABLE_QUERY = ("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '" + LEASE_DATABASE +

@@ -22,7 +22,7 @@ import uuid
 
 from .deps import sa
 from .errors import LockLost, LockTimeout, MissingPrivilege
-from .leftovers import LEASE_DATABASE
+from .options import default
 
 LOCK_NAME = "openstack_ops.glance.db"
 # PostgreSQL advisory locks take a 64-bit key; this one is ours (advisory locks
@@ -42,7 +42,8 @@ def migration_lock(engine, timeout, galera=False, lease_seconds=None, lock_datab
     """Hold the migration lock for the duration of the block.
 
     ``galera``: the server is a Galera node (state.galera), so the lock is a
-    replicated lease (see GaleraLease) instead of GET_LOCK.
+    replicated lease (see GaleraLease) instead of GET_LOCK. The modules take it
+    through profile.ServerProfile.migration_lock, which decides ``galera``.
     """
     backend = engine.url.get_backend_name()
     if backend == "sqlite":
@@ -50,8 +51,8 @@ def migration_lock(engine, timeout, galera=False, lease_seconds=None, lock_datab
             yield
         return
     if backend == "mysql" and galera:
-        lease = GaleraLease(engine, lease_seconds or DEFAULT_LEASE_SECONDS,
-                            lock_database or DEFAULT_LOCK_DATABASE)
+        lease = GaleraLease(engine, lease_seconds or default("galera_lock_ttl"),
+                            lock_database or default("galera_lock_database"))
         lease.acquire(timeout)
         try:
             yield
@@ -139,8 +140,6 @@ def _names(path, fd):
 
 
 # ---- Galera: a lease row the cluster replicates (docs/galera.md, "The migration lock")
-DEFAULT_LEASE_SECONDS = 30
-DEFAULT_LOCK_DATABASE = LEASE_DATABASE
 LEASE_POLL_SECONDS = 0.5
 # Marks the holding run's statements, so a run about to take an expired lease
 # over sees, on its own node, a statement the holder still runs: Galera runs DDL

@@ -19,8 +19,9 @@ import tempfile
 from .connection import connect_direct, parse_plain_url
 from .deps import sa
 from .errors import GlanceDbError
-from .lock import migration_lock
-from .state import galera_facts, on_connection, on_driver_connection, require_untouched_by_a_stopped_run
+from .options import RunOptions
+from .profile import ServerProfile
+from .state import on_connection, on_driver_connection, require_untouched_by_a_stopped_run
 
 DEFAULT_PATH = "/etc/glance/metadefs"
 
@@ -360,7 +361,8 @@ def write(conn, before, ids, after, change_set):
 
 
 def check_schema(conn):
-    """Refuse a database without the metadef tables (not synced far enough)."""
+    """Refuse a database without the metadef tables (not synced far enough), or one a stopped
+    run left things in; return its DatabaseState."""
     present = set(sa.inspect(conn).get_table_names())
     missing = sorted(name for name in TABLE_OF.values() if name not in present)
     if missing:
@@ -368,7 +370,7 @@ def check_schema(conn):
             "The database has no %s table%s: it is not a Glance database synced far enough for "
             "metadata definitions. Run glance_db_sync first." % (
                 ", ".join(missing), "s" if len(missing) > 1 else ""))
-    require_untouched_by_a_stopped_run(on_connection(conn))
+    return require_untouched_by_a_stopped_run(on_connection(conn))
 
 
 def _options_error(merge, prefer_new, overwrite):
@@ -389,14 +391,14 @@ class Result(object):
         self.changed = not is_empty(change_set)
 
 
-def load(engine, path, merge=False, prefer_new=False, overwrite=False, check_mode=False, lock_timeout=60):
+def load(engine, path, options=None, merge=False, prefer_new=False, overwrite=False, check_mode=False):
     """Load the files at ``path`` as glance-manage db load_metadefs would; return a Result."""
     error = _options_error(merge, prefer_new, overwrite)
     if error:
         raise MetadefsError(error)
     documents = read_files(path)
     return _change(engine, lambda catalog: glance_load(catalog, documents, merge, prefer_new, overwrite),
-                   check_mode, lock_timeout)
+                   check_mode, options)
 
 
 def settled_direct(raw_url, path, merge=False, prefer_new=False, overwrite=False):
@@ -439,25 +441,23 @@ def settled_direct(raw_url, path, merge=False, prefer_new=False, overwrite=False
     return Result(change_set, before, after) if is_empty(change_set) else None
 
 
-def unload(engine, check_mode=False, lock_timeout=60):
+def unload(engine, options=None, check_mode=False):
     """Delete every metadef row, as glance-manage db unload_metadefs does; return a Result."""
-    return _change(engine, lambda catalog: empty_catalog(), check_mode, lock_timeout)
+    return _change(engine, lambda catalog: empty_catalog(), check_mode, options)
 
 
-def _change(engine, target_of, check_mode, lock_timeout):
+def _change(engine, target_of, check_mode, options):
     _refuse_missing_sqlite(engine)
     with engine.connect() as conn:
-        check_schema(conn)
+        profile = ServerProfile.of_state(check_schema(conn))
         before, _ids = read_catalog(conn)
-        galera = engine.url.get_backend_name() == "mysql" and galera_facts(on_connection(conn)) is not None
         conn.rollback()
     after = target_of(before)
     change_set = changes(before, after)
     if check_mode or is_empty(change_set):
         return Result(change_set, before, after)
-    # On Galera GET_LOCK is node-local: the lock is then the cluster's lease (lock.py).
-    lock = migration_lock(engine, lock_timeout, galera=True) if galera else migration_lock(engine, lock_timeout)
-    with lock:
+    # The phases' lock, with the same options (profile.py).
+    with profile.migration_lock(engine, options or RunOptions()):
         with engine.begin() as conn:
             # Read again under the lock: another run may have loaded meanwhile.
             before, ids = read_catalog(conn)

@@ -16,6 +16,7 @@ from . import connection as db_connection
 from . import state as db_state
 from .deps import missing_libraries, sa
 from .errors import GlanceDbError
+from .options import DATA_MIGRATION_OPTIONS, LOCK_OPTIONS, SCHEMA_CHANGE_OPTIONS, RunOptions, argument_spec
 
 
 def connection_argument_spec():
@@ -27,15 +28,10 @@ def connection_argument_spec():
     )
 
 
-WRITE_ARGUMENT_SPEC = dict(
-    lock_timeout=dict(type="int", default=60),
-    ddl_lock_wait_timeout=dict(type="int", default=10),
-    mysql_datadir=dict(type="path"),
-    read_timeout=dict(type="int", default=900),
-    galera_min_cluster_size=dict(type="int"),
-    galera_lock_ttl=dict(type="int", default=30),
-    galera_lock_database=dict(type="str", default="glance_migration_lock"),
-)
+# The run options (options.py) of the modules that change the schema: sync, expand, contract
+# (migrate adds DATA_MIGRATION_OPTIONS). Purge, metadefs and restore take LOCK_OPTIONS alone.
+PHASE_OPTIONS = LOCK_OPTIONS + SCHEMA_CHANGE_OPTIONS
+MIGRATE_OPTIONS = PHASE_OPTIONS + DATA_MIGRATION_OPTIONS
 
 
 class GlanceDbModule(object):
@@ -43,7 +39,9 @@ class GlanceDbModule(object):
 
     argument_spec = {}
     module_kwargs = {}
-    writes = True
+    # The run options (options.py) the module takes, with their defaults: LOCK_OPTIONS for every
+    # module that writes the Glance database, PHASE_OPTIONS for those that change its schema.
+    run_options = ()
     # A module that only reads the state may skip SQLAlchemy (read_direct).
     reads_directly = False
     # A phase module first asks the driver alone whether there is anything to
@@ -53,10 +51,7 @@ class GlanceDbModule(object):
     returns_table_copies = False
 
     def __init__(self):
-        spec = connection_argument_spec()
-        if self.writes:
-            spec.update(WRITE_ARGUMENT_SPEC)
-        spec.update(self.argument_spec)
+        spec = self.full_argument_spec()
         self.ansible = AnsibleModule(
             argument_spec=spec,
             mutually_exclusive=[("connection", "config_file")],
@@ -65,11 +60,19 @@ class GlanceDbModule(object):
             **self.module_kwargs
         )
         self.params = self.ansible.params
+        self.options = RunOptions.from_params(self.params, self.run_options)
         self.redact = db_connection.Redactor()
         self.redact.add_url(self.params.get("connection"))
         self.raw_url = None
         self.url_source = None  # "connection", or the config file that set it
         self.engine = None
+
+    @classmethod
+    def full_argument_spec(cls):
+        spec = connection_argument_spec()
+        spec.update(argument_spec(cls.run_options))
+        spec.update(cls.argument_spec)
+        return spec
 
     # ---- to be used by subclasses
     def run(self):
@@ -79,8 +82,8 @@ class GlanceDbModule(object):
         """Plan (check mode) or apply a phase, and exit with the standard result."""
         from . import phases  # here: a module that only reads never compiles the writers
         outcome = None
-        if self.settles_directly and not (self.params["mysql_datadir"] or
-                                          self.params["galera_min_cluster_size"]):
+        if self.settles_directly and not (self.options.mysql_datadir or
+                                          self.options.galera_min_cluster_size):
             # Nothing to do needs neither SQLAlchemy nor the lock (phases.settled);
             # mysql_datadir and the cluster's size are checked by the full path.
             state = db_state.read_direct(self.raw_url)
@@ -88,15 +91,8 @@ class GlanceDbModule(object):
                 outcome = phases.settled(state, phase, **plan_args)
         if outcome is None:
             self.connect()
-            outcome = phases.run(
-                self.engine, phase, check_mode=self.ansible.check_mode,
-                lock_timeout=self.params["lock_timeout"],
-                ddl_lock_wait_timeout=self.params["ddl_lock_wait_timeout"],
-                mysql_datadir=self.params["mysql_datadir"],
-                galera=dict(min_cluster_size=self.params["galera_min_cluster_size"],
-                            lock_ttl=self.params["galera_lock_ttl"],
-                            lock_database=self.params["galera_lock_database"]),
-                **plan_args)
+            outcome = phases.run(self.engine, phase, check_mode=self.ansible.check_mode,
+                                 options=self.options, **plan_args)
         for warning in outcome.warnings:
             self.ansible.warn(self.redact(warning))
         changed = outcome.changed if not self.ansible.check_mode else not outcome.plan.empty
@@ -142,7 +138,7 @@ class GlanceDbModule(object):
             return
         self.require_libraries()
         url = db_connection.resolve_url(self.raw_url, redactor=self.redact)
-        self.engine = db_connection.create_engine(url, read_timeout=self.params.get("read_timeout"))
+        self.engine = db_connection.create_engine(url, read_timeout=self.options.read_timeout)
         if not db_state.missing_sqlite_file(url):
             db_connection.check_connection(self.engine, self.redact)
 

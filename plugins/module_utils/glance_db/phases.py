@@ -12,6 +12,8 @@ from . import state as db_state
 from .data_migrations import MIGRATIONS
 from .errors import ClusterNotReady, DowngradeRefused, MissingPrivilege, PhaseOrderError, UnsupportedEngine
 from .graph import CONTRACT, EXPAND, GRAPH
+from .options import OPTIONS, RunOptions
+from .profile import ServerProfile
 
 HEADS = ("heads", "head", "latest")
 ONLINE_ENGINES = ("mysql", "sqlite")
@@ -318,13 +320,13 @@ def _rows_text(rows):
 
 
 # ---- applying
-def settled(state, phase, batch_size=None, max_rows=None, **plan_args):
+def settled(state, phase, **plan_args):
     """The outcome of a phase that has nothing to do, judged from ``state``; else None.
 
     ``state`` may be read without the lock and without SQLAlchemy (state.read_direct):
     run() too decides "nothing to do" before taking the lock, and a state with
     nothing to apply and no rows to migrate stays so (nothing downgrades).
-    Takes run()'s arguments; those that only tune the work are not needed here.
+    ``plan_args``: the phase's own (version).
     A Galera node that run() would refuse to write through is left to run().
     """
     if state.galera is not None and not state.galera.get("writable"):
@@ -342,29 +344,28 @@ def settled(state, phase, batch_size=None, max_rows=None, **plan_args):
     return outcome
 
 
-def run(engine, phase, check_mode=False, lock_timeout=60, batch_size=None, max_rows=None,
-        ddl_lock_wait_timeout=10, mysql_datadir=None, galera=None, **plan_args):
+def run(engine, phase, check_mode=False, options=None, **args):
     """Plan the phase; unless in check mode, apply it under the migration lock.
 
-    ``galera``: options for a Galera cluster (min_cluster_size, lock_ttl, lock_database).
+    ``options``: the run's options.RunOptions (the module's); ``args``: the phase's
+    own (version), and for callers without a RunOptions any run option by name.
     """
+    given = dict((name, args.pop(name)) for name in list(args) if name in OPTIONS)
+    options = (options or RunOptions()).replace(**given)
     with stopping.on_sigterm():
-        outcome = _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
-                       ddl_lock_wait_timeout, mysql_datadir, galera or {}, **plan_args)
-    outcome.msg = message(outcome, check_mode, plan_args.get("version"))
+        outcome = _run(engine, phase, check_mode, options, args)
+    outcome.msg = message(outcome, check_mode, args.get("version"))
     return outcome
 
 
-def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
-         ddl_lock_wait_timeout, mysql_datadir, galera, **plan_args):
+def _run(engine, phase, check_mode, options, plan_args):
     # Imported here: a run that settles from the direct read never compiles them.
-    from .lock import migration_lock
     from .mysql_online import TablespaceHold
     from .runner import Runner
-    hold = TablespaceHold.for_server(mysql_datadir, engine.url) if mysql_datadir else None
+    hold = TablespaceHold.for_server(options.mysql_datadir, engine.url) if options.mysql_datadir else None
     before_state = db_state.read(engine)
     if not check_mode:
-        require_galera_ready(before_state, galera.get("min_cluster_size"))
+        require_galera_ready(before_state, options.galera_min_cluster_size)
     before = before_state.as_facts()
     # Tables without alembic_version are also what another run's first sync on MySQL
     # shows while it runs (its DDL commits at once, its version rows come last): such
@@ -377,14 +378,14 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
         plan.leftovers = list(before_state.leftovers)
         if check_mode or plan.empty:
             return Outcome(plan, before, before, [], [])
-    with migration_lock(engine, lock_timeout, galera=before_state.galera is not None,
-                        lease_seconds=galera.get("lock_ttl"), lock_database=galera.get("lock_database")):
+    profile = ServerProfile.of_state(before_state)
+    with profile.migration_lock(engine, options):
         current = db_state.read(engine)  # another run may have finished meanwhile
-        require_galera_ready(current, galera.get("min_cluster_size"))
+        require_galera_ready(current, options.galera_min_cluster_size)
         if hold:
             hold.clear_leftovers()
-        runner = Runner(engine, online=phase != "sync", galera=current.galera is not None,
-                        ddl_lock_wait_timeout=ddl_lock_wait_timeout, tablespace_hold=hold)
+        runner = Runner(engine, online=phase != "sync", galera=profile.on_galera,
+                        ddl_lock_wait_timeout=options.ddl_lock_wait_timeout, tablespace_hold=hold)
         cleared = list(current.leftovers)
         if cleared:
             runner.clear_copy_leftovers()
@@ -397,7 +398,7 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
         done = list(plan.revisions)
         migrated = []
         for migration in plan.migration_modules:
-            count = runner.run_data_migration(migration, batch_size or DEFAULT_BATCH_SIZE, max_rows)
+            count = runner.run_data_migration(migration, options.batch_size, options.max_rows)
             migrated.append({"name": migration.name, "migrated": count})
             if migration.name in runner.flow_control:  # on Galera
                 migrated[-1]["flow_control"] = runner.flow_control[migration.name]
@@ -408,6 +409,3 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
         item["remaining"] = after_state.pending.get(item["name"], 0)
     return Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings,
                    runner.table_copies)
-
-
-DEFAULT_BATCH_SIZE = 5000

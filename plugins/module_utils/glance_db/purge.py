@@ -34,8 +34,9 @@ import time
 from .deps import sa
 from .errors import GlanceDbError
 from .flow_control import Unpaced, for_connection, record
-from .lock import migration_lock
-from .state import on_connection, on_galera, require_untouched_by_a_stopped_run
+from .options import RunOptions
+from .profile import ServerProfile
+from .state import on_connection, require_untouched_by_a_stopped_run
 
 # Glance's order (models with a `deleted` column, images kept apart, tasks last).
 IMAGE_CHILDREN = ("image_properties", "image_tags", "image_locations", "image_members")
@@ -46,6 +47,7 @@ DEFAULT_AGE = 30
 DEFAULT_IMAGES_AGE = 180
 DEFAULT_MAX_ROWS = 100
 DEFAULT_BATCH_SIZE = 1000
+DEFAULT_LOCK_WAIT_TIMEOUT = 5  # seconds a batch waits for a row lock before it is tried again
 MAX_INT = 2 ** 31 - 1
 RETRIES = 6
 
@@ -94,7 +96,7 @@ class Purge(object):
     """One purge: what it would delete (plan) and the deleting (run)."""
 
     def __init__(self, engine, age_in_days=None, max_rows=DEFAULT_MAX_ROWS, images_table=False,
-                 batch_size=DEFAULT_BATCH_SIZE, lock_wait_timeout=5, now=None, sleep=time.sleep):
+                 batch_size=DEFAULT_BATCH_SIZE, lock_wait_timeout=DEFAULT_LOCK_WAIT_TIMEOUT, now=None, sleep=time.sleep):
         if age_in_days is None:
             age_in_days = DEFAULT_IMAGES_AGE if images_table else DEFAULT_AGE
         validate(age_in_days, max_rows)
@@ -288,8 +290,10 @@ def message(counts, age_in_days, check_mode=False):
     return "Purging deleted rows older than %d day(s): %s." % (age_in_days, "; ".join(parts))
 
 
-def run(job, check_mode=False, lock_timeout=60, diff=False, warn=None):
+def run(job, options=None, check_mode=False, diff=False, warn=None):
     """Plan (check mode) or purge under the migration lock; the module's result.
+
+    ``options``: the run's options.RunOptions (the lock's are used).
 
     ``warn``: called with the warning of a run that backed off under Galera flow control."""
     before = job.old_rows() if diff else None
@@ -298,11 +302,11 @@ def run(job, check_mode=False, lock_timeout=60, diff=False, warn=None):
     elif not any(job.plan().values()):
         counts = dict((t, 0) for t in job.tables)  # nothing to do: not even the lock
     else:
-        # The lock keeps a purge out of a schema upgrade's way (and two purges apart);
-        # on Galera GET_LOCK is node-local, so there it is the cluster's lease (lock.py).
-        galera = on_galera(job.engine)
-        with migration_lock(job.engine, lock_timeout, galera=galera):
-            counts = job.run(galera=galera)
+        # The lock keeps a purge out of a schema upgrade's way (and two purges apart):
+        # the phases' lock, with the same options (profile.py).
+        profile = ServerProfile.read(job.engine)
+        with profile.migration_lock(job.engine, options or RunOptions()):
+            counts = job.run(galera=profile.on_galera)
     total = sum(counts.values())
     result = dict(changed=total > 0, rows=counts, total=total, age_in_days=job.age_in_days,
                   msg=message(counts, job.age_in_days, check_mode))

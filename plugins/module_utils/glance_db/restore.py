@@ -35,8 +35,8 @@ from . import backup
 from . import clients
 from .deps import sa
 from .errors import GlanceDbError
-from .lock import migration_lock
-from .state import on_galera
+from .options import RunOptions
+from .profile import ServerProfile
 
 TOOLS = {"mysql": "mysql", "postgresql": "pg_restore", "sqlite": "sqlite3 backup API"}
 NEXT_TRY = "Fix the cause, then run again with force: true; a restore clears the database first, so a re-run completes."
@@ -227,7 +227,7 @@ def _load(engine, fd, run_command, tools):
 
 
 # ---- the whole run
-def run(engine, run_command, path=None, backup_dir=None, force=False, check_mode=False, lock_timeout=60,
+def run(engine, run_command, path=None, backup_dir=None, force=False, check_mode=False, options=None,
         mysql="mysql", pg_restore="pg_restore"):
     """Restore a dump (``path``, or the newest in ``backup_dir`` for this database) into ``engine``'s
     database; the module's result. ``run_command`` as in backup.take, with ``pass_fds``."""
@@ -263,7 +263,7 @@ def run(engine, run_command, path=None, backup_dir=None, force=False, check_mode
                 record.get("taken_at"), _summary(record), record["size"])
             return _result(True, msg, dump, before, {"revisions": dump["revisions"], "rows": dump["rows"]}, None)
         started = time.monotonic()
-        with migration_lock(engine, lock_timeout, galera=on_galera(engine)):
+        with ServerProfile.read(engine).migration_lock(engine, options or RunOptions()):
             before = backup.describe(engine)  # again, under the lock: what is replaced
             _refuse_unless_forced(before, force, url.database, dump)
             try:

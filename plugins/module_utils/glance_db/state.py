@@ -329,19 +329,12 @@ def require_untouched_by_a_stopped_run(queries):
         raise refusal
     if state.leftovers:
         raise LeftoversFound(state.leftovers_message())
+    return state
 
 
 def on_connection(conn):
     """The queries a read makes, on a SQLAlchemy connection."""
     return _SqlAlchemyQueries(conn)
-
-
-def on_galera(engine):
-    """Whether ``engine``'s server is a Galera node: the writing modules then lock with the lease."""
-    if engine.url.get_backend_name() != "mysql":
-        return False
-    with engine.connect() as conn:
-        return galera_facts(on_connection(conn)) is not None
 
 
 def on_driver_connection(conn, url):
