@@ -19,7 +19,7 @@ from pathlib import Path
 
 # Where tests/conftest.py links the collection (importing "conftest" by name is
 # ambiguous when tests/unit and tests/functional run in one session).
-COLLECTIONS_ROOT = str(Path(__file__).resolve().parents[2] / ".build" / "collections")
+COLLECTIONS_ROOT = str(Path(__file__).resolve().parents[5] / ".build" / "collections")
 
 
 def _alembic_map(scripts):
