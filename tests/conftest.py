@@ -12,12 +12,16 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COLLECTIONS_ROOT = REPO / '.build' / 'collections'
 
-
-# scripts/collection-link makes the link (and is the one place that does).
-subprocess.run(['bash', str(REPO / 'scripts' / 'collection-link')], check=True, stdout=subprocess.DEVNULL)
-sys.path.insert(0, str(COLLECTIONS_ROOT))
+if REPO.parent.parent.name == 'ansible_collections':
+    # Already laid out so (ansible-test units runs in such a copy, and points
+    # ANSIBLE_COLLECTIONS_PATH there): a second path would split the collection.
+    COLLECTIONS_ROOT = REPO.parent.parent.parent
+else:
+    COLLECTIONS_ROOT = REPO / '.build' / 'collections'
+    # scripts/collection-link makes the link (and is the one place that does).
+    subprocess.run(['bash', str(REPO / 'scripts' / 'collection-link')], check=True, stdout=subprocess.DEVNULL)
+    sys.path.insert(0, str(COLLECTIONS_ROOT))
 
 # Tests that run ansible-playbook resolve openstack_ops.glance to this
 # repository, and run modules with this interpreter (it has SQLAlchemy & co.).

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from alembic.script.revision import Revision, RevisionMap
 
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import errors
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import RevisionGraphError
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import (
     BRANCHES, CONTRACT, EXPAND, GRAPH, RevisionGraph,
@@ -17,9 +18,9 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.gra
 
 from pathlib import Path
 
-# Where tests/conftest.py links the collection (importing "conftest" by name is
-# ambiguous when tests/unit and tests/functional run in one session).
-COLLECTIONS_ROOT = str(Path(__file__).resolve().parents[2] / ".build" / "collections")
+# The directory holding the ansible_collections/ this session imports the collection from
+# (tests/conftest.py's link, or ansible-test's tree): <root>/ansible_collections/openstack_ops/glance/...
+COLLECTIONS_ROOT = str(Path(errors.__file__).parents[6])
 
 
 def _alembic_map(scripts):

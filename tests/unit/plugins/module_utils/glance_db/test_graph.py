@@ -72,8 +72,9 @@ def test_unknown_revision_names_the_known_ones():
 def test_golden_states_are_the_oldest_release_states():
     """The golden dumps cover the release states in order, from liberty, with no gap: a deleted dump
     would silently drop a state from the parity tests; a newer release may lack one (no oracle yet)."""
-    golden = Path(__file__).resolve().parent.parent / "parity" / "golden" / "sqlite"
+    golden = Path(__file__).resolve().parents[4] / "parity" / "golden" / "sqlite"  # tests/parity
     names = {p.stem for p in golden.glob("*.json")} - {"fresh_sync"}
+    assert names, "no golden dump found in %s" % golden  # a wrong path would pass unseen
     states = [r.id for r in GRAPH.order if r.branch is None or _last_of_release(r)]
     assert names <= set(states)
     # What has no dump is newer than everything that has one.
