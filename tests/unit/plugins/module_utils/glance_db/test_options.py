@@ -18,7 +18,7 @@ from ansible_collections.openstack_ops.glance.plugins.doc_fragments.glance_db im
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import options
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[5]
 
 
 def _module_class(name):
