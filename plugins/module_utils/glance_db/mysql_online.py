@@ -24,7 +24,6 @@ from .deps import sa
 from .errors import ConfigurationError
 from .retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
 from .table_copy import CopyRefused, TableCopy, alteration, refuse_without_room
-from .toi_gate import Gate
 
 LOCK_NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
 # What a statement reports when a killed run already did it: MySQL commits each DDL
@@ -134,18 +133,13 @@ class OnlineDDL(object):
         self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep, warn=warn,
                               datadir=hold.datadir if hold else None) if copy else None
         self._queued = None  # (connection, table, [(ALTER clause, rebuilds, plain run)])
-        # On Galera each DDL statement waits for holds on every node instead of aborting
-        # the application's transactions there (toi_gate.py).
-        self.gate = Gate(warn) if galera else None
 
     def _ddl(self, connection, sql):
-        return self._with_retry(lambda: connection.exec_driver_sql(sql), connection)
+        return self._with_retry(lambda: connection.exec_driver_sql(sql))
 
     def clear_copy_leftovers(self, connection):
         """Clear what any stopped shadow copy left; an offline run, which copies nothing, too."""
         (self.copy or TableCopy(self._ddl)).clear_all_leftovers(connection)
-        if self.gate:
-            self.gate.close()
 
     def install(self, context):
         impl = context.impl
@@ -160,7 +154,7 @@ class OnlineDDL(object):
             def plain():
                 if not ddl or _online_form(sql) is None:
                     return self._run(construct, lambda: self._with_retry(
-                        lambda: original(construct, *args, **kwargs), impl.connection if ddl else None))
+                        lambda: original(construct, *args, **kwargs)))
                 return self._plain_online(impl.connection, construct, sql)
 
             change = ddl and self.copy and alteration(sql)
@@ -213,22 +207,19 @@ class OnlineDDL(object):
             plain()
 
     def discard(self):
-        """Forget a queued copy (its revision failed before the end); the revision is over,
-        so the gate's connections close."""
+        """Forget a queued copy (its revision failed before the end)."""
         self._queued = None
-        if self.gate:
-            self.gate.close()
 
     def _online(self, connection, online, sql):
         """The statement with LOCK=NONE; without it (and a warning) where MySQL refuses."""
         try:
-            return self._with_retry(lambda: connection.exec_driver_sql(online), connection)
+            return self._with_retry(lambda: connection.exec_driver_sql(online))
         except sa.exc.OperationalError as exc:
             if error_code(exc) not in LOCK_NOT_SUPPORTED:
                 raise
             self.warn("MySQL cannot run this change without blocking writes; it runs "
                       "with the table locked: %s" % sql.strip().splitlines()[0])
-            return self._with_retry(lambda: connection.exec_driver_sql(sql), connection)
+            return self._with_retry(lambda: connection.exec_driver_sql(sql))
 
     def _run(self, construct, statement):
         """Run; an error saying an interrupted run did it already counts as done."""
@@ -241,9 +232,5 @@ class OnlineDDL(object):
                 str(construct).strip().splitlines()[0], ALREADY_DONE[error_code(exc)]))
             return None
 
-    def _with_retry(self, statement, ddl_connection=None):
-        """``statement()`` retried after a lock wait or deadlock; a DDL statement (its
-        connection given) inside the Galera gate's holds."""
-        if self.gate and ddl_connection is not None:
-            ddl, statement = statement, lambda: self.gate.run(ddl_connection, ddl)
+    def _with_retry(self, statement):
         return with_backoff(statement, (LOCK_WAIT_TIMEOUT, DEADLOCK), self.sleep)
