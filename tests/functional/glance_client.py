@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -236,10 +237,12 @@ def read_calls(directory, pattern="*.jsonl"):
 
 class GlanceNodes(object):
     """Release N API nodes: ``start`` loads Glance in each (it waits), ``go`` lets them
-    call, ``stop`` ends them and returns their calls."""
+    call, ``stop`` ends them and returns their calls. ``url`` is the database, or a list
+    of URLs (a Galera cluster's nodes): API node n then talks to the n-th of them."""
 
     def __init__(self, url, directory, nodes=2, python=None):
-        self.url, self.nodes = url, nodes
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self.nodes = nodes
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.python = python or oracle_python()
@@ -249,7 +252,8 @@ class GlanceNodes(object):
         for node in range(1, self.nodes + 1):
             err = open(self.directory / ("node%d.err" % node), "w")
             self.procs.append(subprocess.Popen(
-                [self.python, str(Path(__file__).resolve()), "node", self.url, str(node), str(self.directory)],
+                [self.python, str(Path(__file__).resolve()), "node", self.urls[(node - 1) % len(self.urls)],
+                 str(node), str(self.directory)],
                 stdout=err, stderr=subprocess.STDOUT, cwd=str(self.directory)))
             err.close()
         deadline = time.monotonic() + timeout
@@ -292,12 +296,15 @@ class GlanceNodes(object):
 class StandIns(object):
     """Release N-1 API nodes: STANDIN_WRITERS threads of benchmarks/canary.py's N-1
     writer (is_public), each on its own connection, retrying what pre-Ocata Glance
-    retried. ``stop`` returns their calls, recorded like the Glance nodes' ones."""
+    retried. ``stop`` returns their calls, recorded like the Glance nodes' ones.
+    ``urls``: a Galera cluster's nodes (the first is ``url``); writer n writes
+    through the n-th of them."""
 
-    def __init__(self, url, directory, seed=7):
+    def __init__(self, url, directory, seed=7, urls=None):
         canary, _lib = _bench()
         self.canary = canary
         self.url = url
+        self.urls = list(urls or [url])
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         # Canary's own sampling of the existing images the writers own (and their state).
@@ -327,7 +334,7 @@ class StandIns(object):
         existing = self.sampler._sample_existing(STANDIN_WRITERS * STANDIN_IMAGES)
         for n in range(STANDIN_WRITERS):
             mine = existing[n * STANDIN_IMAGES:(n + 1) * STANDIN_IMAGES]
-            writer = self.writer_class("old", n, self.url, [(i, self.initial[i][2]) for i in mine],
+            writer = self.writer_class("old", n, self.urls[n % len(self.urls)], [(i, self.initial[i][2]) for i in mine],
                                        STANDIN_RATE, self.seed * 1000 + n, 0)
             thread = threading.Thread(target=writer.run, args=(self.stage, self.ready, self.results),
                                       daemon=True)
@@ -474,6 +481,41 @@ def failures(calls, marks, statements=None, retried=False):
                                   for e in errors]
         found.append(entry)
     return found
+
+
+_DDL = ("CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE")
+
+
+def statement_kind(sql):
+    """A statement of ours without its lease comment, values or trigger body: what it did,
+    so that the aborts of many runs add up by kind."""
+    sql = re.sub(r"/\*.*?\*/", "", sql).strip()
+    sql = re.split(r"\s+FOR EACH ROW\b|\s+(?:VALUES|WHERE|SELECT)\b", sql, maxsplit=1)[0]
+    if sql.upper().startswith("ALTER TABLE"):
+        sql = sql.split(",")[0]  # the clause, not the column list
+    return re.sub(r"\b\d+\b", "N", sql)[:120]
+
+
+def cause(error_statements):
+    """The statement of ours that ran when an error arrived: of those in its window, the
+    latest-started DDL statement (in Total Order Isolation on Galera: it aborts the
+    transactions whose metadata locks it needs), else the latest-started write; or None."""
+    ddl = [s for s in error_statements if statement_kind(s["sql"]).upper().startswith(_DDL)]
+    writes = [s for s in error_statements
+              if statement_kind(s["sql"]).upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))]
+    found = ddl or writes
+    return statement_kind(max(found, key=lambda s: s["start"])["sql"]) if found else None
+
+
+def abort_causes(entries):
+    """{statement kind (statement_kind) or 'none of ours': errors} over every error of the
+    failed or retried calls (failures() with statements), retried errors included."""
+    counts = {}
+    for entry in entries:
+        for error in entry.get("errors_at", ()):
+            kind = cause(error["statements"]) or "none of ours"
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def describe(entries):
@@ -669,20 +711,45 @@ def verify_seed(url, expected, touched):
 
 
 # ---------------------------------------------------------------- one rolling upgrade
-def rolling_upgrade(url, directory, nodes=2, settle=1.0, log=lambda message: None):
+def wait_applied(url):
+    """Return once the node at ``url`` has applied every write committed anywhere in its
+    Galera cluster before now (a causal read): the checks then read the last rows."""
+    import sqlalchemy as sa
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET SESSION wsrep_sync_wait = 1")
+        conn.exec_driver_sql("SELECT COUNT(*) FROM images").scalar()
+    engine.dispose()
+
+
+def aborts(failed, retried):
+    """Per phase, the statements of ours that ran when each error of a failed or retried
+    call arrived (abort_causes), every error counted once."""
+    by_phase = {}
+    for entry in retried + [f for f in failed if not f["retried"]]:
+        by_phase.setdefault(entry["phase"], []).append(entry)
+    return {phase: abort_causes(entries) for phase, entries in by_phase.items()}
+
+
+def rolling_upgrade(url, directory, nodes=2, settle=1.0, log=lambda message: None, node_urls=None,
+                    phase_args=None):
     """Expand with the N-1 stand-ins writing; at its end the Glance nodes start (the
     stand-ins stop: every node upgraded); then migrate and contract, ours, on an engine
     of their own whose statements are logged. Returns the phases' outcomes and marks,
     every call, the figures per release, phase and call type, the failed calls with the
-    statements that ran meanwhile, and what the checks of every row found."""
+    statements that ran meanwhile, and what the checks of every row found.
+
+    On a Galera cluster, ``node_urls`` are its nodes (``url``, the migrator's, is one of
+    them): one Glance node and one stand-in per cluster node, in turn. ``phase_args``:
+    {phase: extra arguments of phases.run}."""
     from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection, phases
     from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.deps import sa
     from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import GlanceDbError
     directory = Path(directory)
     expected = seed_visibilities(url)
-    glance = GlanceNodes(url, directory / "glance", nodes)
+    glance = GlanceNodes(node_urls or url, directory / "glance", nodes)
     glance.start()
-    standins = StandIns(url, directory / "standins")
+    standins = StandIns(url, directory / "standins", urls=node_urls)
     migrator = connection.create_engine(connection.resolve_url(url))
     statements = StatementLog(migrator)
     marks, outcomes, old_calls, calls = {}, {}, [], []
@@ -693,7 +760,7 @@ def rolling_upgrade(url, directory, nodes=2, settle=1.0, log=lambda message: Non
         log("%s" % name)
         start = time.time()
         try:
-            outcome = phases.run(migrator, name)
+            outcome = phases.run(migrator, name, **(phase_args or {}).get(name, {}))
             outcomes[name] = {"ok": True, "revisions": outcome.applied_revisions,
                               "migrated": outcome.migrated, "table_copies": outcome.table_copies}
         except (GlanceDbError, sa.exc.DBAPIError) as exc:
@@ -721,14 +788,17 @@ def rolling_upgrade(url, directory, nodes=2, settle=1.0, log=lambda message: Non
         raise
     finally:
         migrator.dispose()
+    if node_urls:
+        wait_applied(url)
     glance_rows = verify_glance(url, calls)
     old_rows = standins.verify(marks)
     seed_rows = verify_seed(url, expected, set(standins.writes))
+    failed = failures(old_calls + calls, marks, statements)
+    retried = failures(old_calls + calls, marks, statements, retried=True)
     return {
         "phases": outcomes, "marks": marks, "calls": calls, "standin_calls": old_calls,
         "figures": {"N": figures(calls, marks), "N-1": figures(old_calls, marks)},
-        "failures": failures(old_calls + calls, marks, statements),
-        "retried": failures(old_calls + calls, marks, statements, retried=True),
+        "failures": failed, "retried": retried, "aborts": aborts(failed, retried),
         "verify": {"glance": glance_rows, "standins": {k: v for k, v in old_rows.items() if k != "lost_row_ids"},
                    "seed": seed_rows},
         "rows_lost": (sum(1 for p in glance_rows["problems"] if p.endswith("row lost")) + old_rows["lost_rows"]
