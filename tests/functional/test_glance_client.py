@@ -44,10 +44,14 @@ def test_no_glance_call_fails_and_every_row_is_kept(make_database, oracle_python
     assert_glance_kept(result, IMAGES, tmp_path)
 
 
-def assert_glance_kept(result, images, tmp_path):
+def assert_glance_kept(result, images, tmp_path, known_failures=None):
     """What a rolling upgrade under real Glance must keep: every phase done, images rebuilt
     through a shadow copy in expand and contract, the fixed load through every phase, no
-    call failed, every row as its writer left it. The figures go to tmp_path/figures.json."""
+    call failed, every row as its writer left it. The figures go to tmp_path/figures.json.
+
+    ``known_failures``: the open issue that says why calls still fail there; failed calls
+    then make the test an expected failure (XFAIL, with the calls), once every row is
+    checked; without failed calls it passes."""
     figures = result["figures"]
     print("\nGlance 33 (release N) calls, %d images:\n%s" % (images, glance_client.table(figures["N"])))
     print("release N-1 stand-ins:\n%s" % glance_client.table(figures["N-1"]))
@@ -67,8 +71,10 @@ def assert_glance_kept(result, images, tmp_path):
     assert figures["N-1"]["expand"]["all"]["count"] > 0, figures["N-1"]
 
     print("calls retried on a deadlock:\n%s" % (glance_client.describe(result["retried"]) or "none"))
-    assert result["failures"] == [], "failed calls (rows lost %d, rows not as left %d):\n%s" % (
+    failed = "failed calls (rows lost %d, rows not as left %d):\n%s" % (
         result["rows_lost"], result["rows_wrong"], glance_client.describe(result["failures"]))
+    if not known_failures:
+        assert result["failures"] == [], failed
     verify = result["verify"]
     assert verify["glance"]["problems"] == [], verify["glance"]["problems"][:20]
     assert verify["glance"]["images"] > 0 and verify["glance"]["destroyed"] > 0 and verify["glance"]["tasks"] > 0
@@ -77,6 +83,8 @@ def assert_glance_kept(result, images, tmp_path):
             standins["lost_members"], standins["uncertain_images"]) == (0, 0, 0, 0, 0), standins
     assert standins["images_checked"] > 0
     assert (verify["seed"]["lost_rows"], verify["seed"]["wrong_visibility"]) == (0, 0), verify["seed"]
+    if result["failures"]:
+        pytest.xfail("%s: %d call(s) failed; %s" % (known_failures, len(result["failures"]), failed))
 
 
 def test_the_row_check_sees_a_row_changed_behind_glance(make_database, oracle_python, tmp_path):
