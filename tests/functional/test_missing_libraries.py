@@ -23,8 +23,8 @@ MODULES = ("sync", "expand", "contract")
 
 def test_new_sqlite_file_without_sqlalchemy_names_the_missing_library(tmp_path):
     databases = {module: tmp_path / ("%s.sqlite" % module) for module in MODULES}
-    tasks = [{"name": module, "openstack_ops.glance.glance_db_%s" % module: {
-                 "connection": "sqlite:///%s" % databases[module]},
+    tasks = [{"name": module,
+              "openstack_ops.glance.glance_db_%s" % module: {"connection": "sqlite:///%s" % databases[module]},
               "environment": {"PYTHONPATH": str(BLOCKER)},
               "register": "result_%s" % module, "ignore_errors": True}
              for module in MODULES]
