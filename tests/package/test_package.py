@@ -6,6 +6,7 @@ build archives and call the release tools, once each).
 """
 
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ FORBIDDEN = [
      'a test, benchmark, script or tool directory'),
     (re.compile(r'(^|/)molecule(/|$)'), 'molecule files'),
     (re.compile(r'^(requirements-dev\.txt|pytest\.ini|\.ansible-lint|\.gitignore)$'), 'developer configuration'),
-    (re.compile(r'\.(png|jpe?g|gif|svg)$'), 'an image'),
+    (re.compile(r'^(?!docs/images/).*\.(png|jpe?g|gif|svg)$'), 'an image outside docs/images'),
     (re.compile(r'golden'), 'a parity golden file'),
     (re.compile(r'(__pycache__|\.pyc$|\.tar\.gz$)'), 'build output'),
 ]
@@ -71,7 +72,8 @@ def test_archive_holds_what_runs_and_documents_it(archive):
     modules = sorted(p.relative_to(REPO).as_posix() for p in (REPO / 'plugins' / 'modules').glob('*.py'))
     needed = ['LICENSE', 'README.md', 'requirements.txt', 'bindep.txt', 'meta/runtime.yml',
               'meta/execution-environment.yml', 'docs/execution-environment.yml',
-              'roles/glance_db/meta/argument_specs.yml', 'changelogs/changelog.yaml'] + modules
+              'roles/glance_db/meta/argument_specs.yml', 'changelogs/changelog.yaml',
+              'CHANGELOG.rst'] + modules
     needed += sorted(p.relative_to(REPO).as_posix() for p in (REPO / 'playbooks').glob('*.yml'))
     missing = [name for name in needed if name not in files]
     assert not missing, f'missing from the built archive: {missing}'
@@ -105,10 +107,8 @@ def test_galaxy_links_point_inside_the_collection(archive, key):
         assert path == 'README.md' and anchor in _readme_anchors(), f'{key}: no heading #{anchor} in {path}'
 
 
-def test_changelog_lints_and_releases_1_0_0(tmp_path):
-    proc = _run([str(BIN / 'antsibull-changelog'), 'lint'], REPO)
-    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
-    # The release rewrites changelogs/: make it on a copy of the tree (what git sees).
+def _tree_copy(tmp_path):
+    """A copy of the tree (what git sees) at .../ansible_collections/openstack_ops/glance."""
     copy = tmp_path / 'ansible_collections' / 'openstack_ops' / 'glance'
     listed = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=REPO,
                             capture_output=True, check=True).stdout.decode().split('\0')
@@ -117,6 +117,14 @@ def test_changelog_lints_and_releases_1_0_0(tmp_path):
         if src.is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, copy / name)
+    return copy
+
+
+def test_changelog_lints_and_releases_1_0_0(tmp_path):
+    proc = _run([str(BIN / 'antsibull-changelog'), 'lint'], REPO)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+    # The release rewrites changelogs/: make it on a copy of the tree (what git sees).
+    copy = _tree_copy(tmp_path)
     proc = _run([str(BIN / 'antsibull-changelog'), 'release', '--version', GALAXY['version']], copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     changelog = (copy / 'CHANGELOG.rst').read_text()
@@ -126,6 +134,68 @@ def test_changelog_lints_and_releases_1_0_0(tmp_path):
     new_modules = changelog.split('New Modules', 1)[-1]
     for module in sorted((REPO / 'plugins' / 'modules').glob('*.py')):
         assert f'openstack_ops.glance.{module.stem} - ' in new_modules, f'{module.stem} not under New Modules'
+
+
+def test_archive_holds_the_changelog_of_the_version_it_builds(archive, tmp_path):
+    """CHANGELOG.rst ships, and it is what antsibull-changelog releases for this
+    version from the fragments as they are: a fragment added or edited since the
+    release, or a hand edit, would ship a changelog that misses or contradicts a change."""
+    tarball, files = archive
+    assert 'CHANGELOG.rst' in files, 'the built archive has no CHANGELOG.rst'
+    with tarfile.open(tarball) as tar:
+        shipped = tar.extractfile('CHANGELOG.rst').read().decode()
+    assert shipped == (REPO / 'CHANGELOG.rst').read_text()
+    release = ['antsibull-changelog', 'release', '--version', GALAXY['version'], '--refresh-fragments']
+    released = yaml.safe_load((REPO / 'changelogs' / 'changelog.yaml').read_text())['releases']
+    assert GALAXY['version'] in released, f"version {GALAXY['version']} is not released: run {' '.join(release)}"
+    # The release again, on a copy: fragments are kept (changelogs/config.yaml), so
+    # it adds new ones to this version and rewrites edited ones.
+    copy = _tree_copy(tmp_path)
+    proc = _run([str(BIN / release[0])] + release[1:], copy)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (copy / 'CHANGELOG.rst').read_text() == shipped, \
+        f"CHANGELOG.rst is not this version's release of changelogs/fragments: run {' '.join(release)} " \
+        '(in .build/collections/ansible_collections/openstack_ops/glance)'
+
+
+def _doc_links(name, text):
+    """The relative targets of a Markdown file's links and images, outside code blocks,
+    as archive paths (anchors dropped)."""
+    text = re.sub(r'```.*?```', '', text, flags=re.S)
+    for target in re.findall(r'!?\[[^\]]*\]\(([^)\s]+)\)', text):
+        if re.match(r'[a-z][a-z0-9+.-]*:', target) or target.startswith('#'):
+            continue  # a URL, or a heading of the same file
+        yield target, posixpath.normpath(posixpath.join(posixpath.dirname(name), target.split('#')[0]))
+
+
+def test_docs_link_only_to_what_ships(archive):
+    """Every link and picture of a shipped document resolves inside the archive, and
+    every shipped picture is shown by one (none is dead weight)."""
+    tarball, files = archive
+    shipped = set(files)
+    broken, shown = [], set()
+    with tarfile.open(tarball) as tar:
+        for name in (f for f in files if f.endswith('.md')):
+            for target, path in _doc_links(name, tar.extractfile(name).read().decode()):
+                shown.add(path)
+                if path not in shipped and not any(f.startswith(path.rstrip('/') + '/') for f in files):
+                    broken.append(f'{name}: {target}')
+    assert not broken, 'links to files the built archive does not hold:\n' + '\n'.join(broken)
+    pictures = [f for f in files if re.search(r'\.(png|jpe?g|gif|svg)$', f)]
+    assert pictures, 'docs/performance.md shows pictures: they ship in docs/images'
+    assert sorted(set(pictures) - shown) == [], 'pictures no shipped document shows'
+
+
+def test_role_floor_is_the_collections_floor():
+    """The role's min_ansible_version is meta/runtime.yml's requires_ansible, the
+    release scripts/matrix tests as the floor."""
+    runtime = yaml.safe_load((REPO / 'meta' / 'runtime.yml').read_text())
+    floor = re.fullmatch(r'>=(\d+\.\d+)(\.0)?', runtime['requires_ansible'])
+    assert floor, f"requires_ansible is {runtime['requires_ansible']!r}, not >=X.Y.0"
+    for meta in sorted(REPO.glob('roles/*/meta/main.yml')):
+        found = str(yaml.safe_load(meta.read_text())['galaxy_info']['min_ansible_version'])
+        assert found == floor.group(1), f'{meta.relative_to(REPO)}: min_ansible_version {found}, ' \
+            f"meta/runtime.yml: {runtime['requires_ansible']}"
 
 
 def test_docs_markup_lint_is_clean():

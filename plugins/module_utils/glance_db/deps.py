@@ -14,6 +14,20 @@ import importlib.util
 import traceback
 
 
+# What a module names when they are missing (Ansible's missing_required_lib).
+LIBRARIES = "SQLAlchemy and Alembic"
+
+
+class MissingLibrary(ImportError):
+    """SQLAlchemy or Alembic failed to import on first use: the module turns this
+    into Ansible's missing_required_lib message, whichever code path used them."""
+
+    def __init__(self, library, trace):
+        super(MissingLibrary, self).__init__("Cannot import %s" % library)
+        self.library = library
+        self.trace = trace
+
+
 def missing_libraries():
     """None when SQLAlchemy imports and Alembic is installed, else the import error."""
     try:
@@ -33,7 +47,10 @@ class _OnFirstUse(object):
         self._attribute = attribute
 
     def __getattr__(self, name):
-        target = importlib.import_module(self._module)
+        try:
+            target = importlib.import_module(self._module)
+        except ImportError:
+            raise MissingLibrary(LIBRARIES, traceback.format_exc())
         if self._attribute:
             target = getattr(target, self._attribute)
         value = getattr(target, name)
@@ -48,7 +65,8 @@ Operations = _OnFirstUse("alembic.operations", "Operations")
 # The revision map: only planning needs it (graph.RevisionGraph.revision_map).
 alembic_revision = _OnFirstUse("alembic.script.revision")
 
-__all__ = ["sa", "op", "MigrationContext", "Operations", "alembic_revision", "missing_libraries"]
+__all__ = ["sa", "op", "MigrationContext", "Operations", "alembic_revision", "missing_libraries",
+           "MissingLibrary", "LIBRARIES"]
 
 # The driver each dialect uses, with the library to name when it is missing.
 DRIVERS = {

@@ -14,7 +14,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from . import connection as db_connection
 from . import state as db_state
-from .deps import missing_libraries, sa
+from .deps import MissingLibrary, missing_libraries, sa
 from .errors import GlanceDbError
 from .options import DATA_MIGRATION_OPTIONS, LOCK_OPTIONS, SCHEMA_CHANGE_OPTIONS, RunOptions, argument_spec
 
@@ -167,14 +167,17 @@ class GlanceDbModule(object):
             raise
         except db_connection.MissingDriver as exc:
             self.ansible.fail_json(msg=missing_required_lib(exc.library))
+        except MissingLibrary as exc:  # first used below require_libraries (planning a phase)
+            self.ansible.fail_json(msg=missing_required_lib(exc.library), exception=exc.trace)
         except GlanceDbError as exc:
             self.fail(str(exc))
         except Exception as exc:  # anything else still gets one readable, redacted line
             # A driver error, or one raised while handling one (SQLAlchemy refusing a statement
             # on a connection the server dropped, a reconnect refused after a lost connection):
             # the first driver error says what happened.
-            behind = _database_error_behind(exc)
-            if behind is not None and self.engine is not None:
+            # Without an engine there is no driver error, and SQLAlchemy may be missing.
+            behind = _database_error_behind(exc) if self.engine is not None else None
+            if behind is not None:
                 self.fail(db_connection.describe_db_error(behind, self.engine.url))
             first_line = (str(exc).strip().splitlines() or [""])[0]
             self.fail("Unexpected error: %s: %s" % (type(exc).__name__, first_line),
