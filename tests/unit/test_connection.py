@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection, db_errors, direct
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import ConfigurationError
 
 
@@ -86,7 +86,7 @@ def test_unknown_or_misspelt_driver_is_refused_naming_the_available_ones(written
     with pytest.raises(ConfigurationError, match=r"is unknown or not one this collection runs.*Write "):
         connection.resolve_url("%s://u@h/glance" % written)
     with pytest.raises(ConfigurationError):
-        connection.parse_plain_url("%s://u:p@h/glance" % written)
+        direct.parse_plain_url("%s://u:p@h/glance" % written)
 
 
 def test_unsupported_database_is_named():
@@ -113,7 +113,7 @@ def test_an_error_raised_while_handling_a_lost_connection_is_reported_as_the_los
     except sa.exc.PendingRollbackError as secondary:
         assert _database_error_behind(secondary) is lost
     url = sa.engine.make_url("mysql+pymysql://glance:secret@127.0.0.1:4307/glance")
-    msg = connection.describe_db_error(lost, url)
+    msg = db_errors.describe_db_error(lost, url)
     assert "127.0.0.1:4307 stopped answering" in msg and "secret" not in msg
     assert _database_error_behind(ValueError("no database here")) is None
 
@@ -129,5 +129,5 @@ def test_a_refused_connection_names_the_server():
     refused = sa.exc.OperationalError(None, None, Refused(
         2003, "Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused)"))
     url = sa.engine.make_url("mysql+pymysql://glance:secret@127.0.0.1:4607/glance")
-    msg = connection.describe_db_error(refused, url)
+    msg = db_errors.describe_db_error(refused, url)
     assert "the server at 127.0.0.1:4607 is running" in msg and "another node" in msg and "secret" not in msg

@@ -14,7 +14,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from . import connection as db_connection
 from . import state as db_state
+from .db_errors import check_connection, describe_db_error
 from .deps import missing_libraries, sa
+from .drivers import MissingDriver
 from .errors import GlanceDbError
 
 
@@ -144,7 +146,7 @@ class GlanceDbModule(object):
         url = db_connection.resolve_url(self.raw_url, redactor=self.redact)
         self.engine = db_connection.create_engine(url, read_timeout=self.params.get("read_timeout"))
         if not db_state.missing_sqlite_file(url):
-            db_connection.check_connection(self.engine, self.redact)
+            check_connection(self.engine, self.redact)
 
     def exit(self, result):
         if "glance_db" in result:
@@ -169,7 +171,7 @@ class GlanceDbModule(object):
             # exit_json and fail_json end the run; the clauses below would import
             # SQLAlchemy just to look at it.
             raise
-        except db_connection.MissingDriver as exc:
+        except MissingDriver as exc:
             self.ansible.fail_json(msg=missing_required_lib(exc.library))
         except GlanceDbError as exc:
             self.fail(str(exc))
@@ -179,7 +181,7 @@ class GlanceDbModule(object):
             # the first driver error says what happened.
             behind = _database_error_behind(exc)
             if behind is not None and self.engine is not None:
-                self.fail(db_connection.describe_db_error(behind, self.engine.url))
+                self.fail(describe_db_error(behind, self.engine.url))
             first_line = (str(exc).strip().splitlines() or [""])[0]
             self.fail("Unexpected error: %s: %s" % (type(exc).__name__, first_line),
                       exception=traceback.format_exc())
