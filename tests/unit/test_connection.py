@@ -17,15 +17,15 @@ def test_later_files_and_conf_d_win(tmp_path):
     (conf_d / "10-db.conf").write_text("[database]\nconnection = sqlite:////two\n")
     (conf_d / "99-other.conf").write_text("[keystone_authtoken]\nauth_url = http://x\n")
     (conf_d / "ignored.txt").write_text("[database]\nconnection = sqlite:////never\n")
-    assert connection.read_config_files([str(main)]) == "sqlite:////one"
-    assert connection.read_config_files([str(main)], str(conf_d)) == "sqlite:////three"
+    assert connection.url_and_source(config_file=[str(main)])[0] == "sqlite:////one"
+    assert connection.url_and_source(config_file=[str(main)], config_dir=str(conf_d))[0] == "sqlite:////three"
 
 
 def test_missing_connection_is_named(tmp_path):
     conf = tmp_path / "glance-api.conf"
     conf.write_text("[database]\nmax_pool_size = 5\n")
     with pytest.raises(ConfigurationError, match=r"No \[database\] connection found in .*glance-api.conf"):
-        connection.read_config_files([str(conf)])
+        connection.url_and_source(config_file=[str(conf)])
 
 
 @pytest.mark.parametrize("password", ["s3cret", "p@ss:w/rd%?&#", "we ird+pl us"])
@@ -48,7 +48,7 @@ def test_redactor_masks_raw_and_encoded_password(password):
 def test_unencoded_at_is_refused_and_masked_from_the_raw_string(raw, password):
     redact = connection.Redactor()
     with pytest.raises(ConfigurationError, match="URL-encode the password") as refused:
-        connection.raw_url(raw, redactor=redact)
+        connection.url_and_source(raw, redactor=redact)
     host = raw.rsplit("@", 1)[1]
     for text in (str(refused.value), redact(raw), redact("Cannot use the database at %s" % raw)):
         assert host in text

@@ -118,27 +118,17 @@ def driver_warning(raw):
     return choose_driver(scheme)[2] if scheme and _SCHEME.fullmatch(scheme) else None
 
 
-def read_config_files(config_file=None, config_dir=None):
-    """The ``[database] connection`` value of Glance's config files, or an error."""
-    from . import glance_conf  # here: a run given ``connection`` never pays for the reader
-    return glance_conf.read(config_file, config_dir).connection
-
-
-def raw_url(connection=None, config_file=None, config_dir=None, redactor=None):
-    """The database URL as written, from the option or the config files.
+def url_and_source(connection=None, config_file=None, config_dir=None, redactor=None):
+    """The database URL as written, from the option or the config files, and where it
+    came from: "connection", or the config file that set it.
 
     Its password joins ``redactor`` before anything parses it, and an ambiguous
     URL (an unencoded '@' in its password) is refused here, whichever source gave it.
     """
-    return url_and_source(connection, config_file, config_dir, redactor)[0]
-
-
-def url_and_source(connection=None, config_file=None, config_dir=None, redactor=None):
-    """raw_url(), and where it came from: "connection", or the config file that set it."""
     if connection:
         raw, source = connection, "connection"
     else:
-        from . import glance_conf
+        from . import glance_conf  # here: a run given ``connection`` never pays for the reader
         conf = glance_conf.read(config_file, config_dir)
         raw, source = conf.connection, conf.source
     if redactor is not None:
@@ -149,7 +139,7 @@ def url_and_source(connection=None, config_file=None, config_dir=None, redactor=
 
 
 def resolve_url(raw, redactor=None):
-    """Parse a database URL (raw_url's) into a sa URL with the driver this host has."""
+    """Parse a database URL (url_and_source's) into a sa URL with the driver this host has."""
     if redactor is not None:
         redactor.add_url(raw)
     refuse_ambiguous(raw)
