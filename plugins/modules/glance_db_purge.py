@@ -134,7 +134,7 @@ class GlanceDbPurge(GlanceDbModule):
         max_rows=dict(type="int", default=purge.DEFAULT_MAX_ROWS),
         images_table=dict(type="bool", default=False),
         batch_size=dict(type="int", default=purge.DEFAULT_BATCH_SIZE),
-        lock_wait_timeout=dict(type="int", default=purge.DEFAULT_LOCK_WAIT_TIMEOUT),
+        lock_wait_timeout=dict(type="int", default=purge.DEFAULT_ROW_LOCK_WAIT_SECONDS),
     )
 
     def run(self):

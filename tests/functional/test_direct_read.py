@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, state
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.connection import (
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.direct import (
     parse_plain_url,
 )
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import ConnectionFailed

@@ -16,7 +16,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.data_migrations import (
     ocata_migrate01_community_images as ocata,
 )
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.retry import (
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.db_errors import (
     FIRST_BACKOFF_SECONDS,
 )
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.runner import Runner

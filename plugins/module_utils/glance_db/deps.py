@@ -68,13 +68,6 @@ alembic_revision = _OnFirstUse("alembic.script.revision")
 __all__ = ["sa", "op", "MigrationContext", "Operations", "alembic_revision", "missing_libraries",
            "MissingLibrary", "LIBRARIES"]
 
-# The driver each dialect uses, with the library to name when it is missing.
-DRIVERS = {
-    "mysql": ("pymysql", "PyMySQL"),
-    "postgresql": ("psycopg", "psycopg"),
-    "sqlite": ("pysqlite", None),
-}
-
 
 def driver_available(module_name):
     """True when the database driver module can be imported on this host."""

@@ -66,3 +66,7 @@ class LeftoversFound(GlanceDbError):
 
 class InconsistentVersion(GlanceDbError):
     """alembic_version contradicts itself or the schema."""
+
+
+class MetadefsError(GlanceDbError):
+    """Files or options a metadefs load cannot use; nothing has been written."""

@@ -20,7 +20,9 @@ one it refuses, naming the statements an admin must run (docs/database-grants.md
 from __future__ import annotations
 
 from . import connection as db_connection
+from .db_errors import describe_db_error
 from .deps import sa
+from .drivers import choose_driver
 from .errors import ConfigurationError, ConnectionFailed, MissingPrivilege
 from .state import galera_facts, mysql_trigger_capabilities
 
@@ -49,7 +51,7 @@ def admin_url(raw, redactor):
     except Exception:  # pylint: disable=broad-except  # SQLAlchemy's parse errors vary by version
         raise ConfigurationError("admin_connection is malformed; expected e.g. mysql+pymysql://root:PASSWORD@dbhost/")
     redactor.add(url.password)
-    backend, driver, _warning = db_connection.choose_driver(url.drivername)
+    backend, driver, _warning = choose_driver(url.drivername)
     if backend != "mysql":
         raise ConfigurationError("admin_connection is a %s URL; only MySQL/MariaDB needs an admin "
                                  "(mysql+pymysql://root:PASSWORD@dbhost/)." % backend)
@@ -146,7 +148,7 @@ def apply(engine, admin_url, lock_database, trust=None, check_mode=False):
     try:
         statements = _as_admin(admin, found, lock_database, trust, setting, check_mode)
     except sa.exc.DBAPIError as exc:
-        raise ConnectionFailed("Through admin_connection: %s" % db_connection.describe_db_error(exc, admin.url))
+        raise ConnectionFailed("Through admin_connection: %s" % describe_db_error(exc, admin.url))
     finally:
         admin.dispose()
     if not statements:

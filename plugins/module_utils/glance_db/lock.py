@@ -20,6 +20,9 @@ import threading
 import time
 import uuid
 
+from .db_errors import (DB_ACCESS_DENIED, DEADLOCK, DUPLICATE_KEY, LOCK_WAIT_TIMEOUT, NO_SUCH_DATABASE,
+                        NO_SUCH_TABLE, SPECIFIC_ACCESS_DENIED, TABLE_ACCESS_DENIED, code_of)
+from . import connection as db_connection
 from .deps import sa
 from .errors import LockLost, LockTimeout, MissingPrivilege
 from .options import default
@@ -146,13 +149,8 @@ LEASE_POLL_SECONDS = 0.5
 # on every node at once (Total Order Isolation), and an applier shows the text
 # of the statement whose rows it applies.
 STATEMENT_TAG = "/* glance_db_lease:%s */ "
-_RACE_LOST = (1213, 1062, 1205)  # certification conflict, duplicate key, lock wait
-_NO_RIGHTS = (1044, 1142, 1227)
-
-
-def _code(exc):
-    args = getattr(getattr(exc, "orig", exc), "args", None)
-    return args[0] if args else None
+_RACE_LOST = (DEADLOCK, DUPLICATE_KEY, LOCK_WAIT_TIMEOUT)  # certification conflict, duplicate key, lock wait
+_NO_RIGHTS = (DB_ACCESS_DENIED, TABLE_ACCESS_DENIED, SPECIFIC_ACCESS_DENIED)
 
 
 class GaleraLease(object):
@@ -167,7 +165,6 @@ class GaleraLease(object):
     """
 
     def __init__(self, engine, seconds, database):
-        from . import connection as db_connection  # lock is imported by connection's users
         self.engine = engine
         self.seconds = max(int(seconds), 4)
         self.database = database
@@ -229,9 +226,9 @@ class GaleraLease(object):
             return
         except sa.exc.DBAPIError as exc:
             conn.rollback()
-            if _code(exc) in _NO_RIGHTS:
+            if code_of(exc) in _NO_RIGHTS:
                 raise self._no_rights(exc)
-            if _code(exc) not in (1146, 1049):  # no such table / database: made below
+            if code_of(exc) not in (NO_SUCH_TABLE, NO_SUCH_DATABASE):  # made below
                 raise
         try:
             conn.execute(sa.text("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4"
@@ -248,7 +245,7 @@ class GaleraLease(object):
             conn.commit()
         except sa.exc.DBAPIError as exc:
             conn.rollback()
-            if _code(exc) in _NO_RIGHTS:
+            if code_of(exc) in _NO_RIGHTS:
                 raise self._no_rights(exc)
             raise
 
@@ -290,9 +287,9 @@ class GaleraLease(object):
                 conn.rollback()
             except sa.exc.DBAPIError:
                 pass
-            if _code(exc) in _RACE_LOST:
+            if code_of(exc) in _RACE_LOST:
                 return False, None
-            if _code(exc) in _NO_RIGHTS:
+            if code_of(exc) in _NO_RIGHTS:
                 raise self._no_rights(exc)
             raise
         self.renewed = start

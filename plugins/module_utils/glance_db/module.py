@@ -14,7 +14,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from . import connection as db_connection
 from . import state as db_state
+from .db_errors import check_connection, describe_db_error
 from .deps import MissingLibrary, missing_libraries, sa
+from .drivers import MissingDriver
 from .errors import GlanceDbError
 from .options import DATA_MIGRATION_OPTIONS, LOCK_OPTIONS, SCHEMA_CHANGE_OPTIONS, RunOptions, argument_spec
 
@@ -140,7 +142,7 @@ class GlanceDbModule(object):
         url = db_connection.resolve_url(self.raw_url, redactor=self.redact)
         self.engine = db_connection.create_engine(url, read_timeout=self.options.read_timeout)
         if not db_state.missing_sqlite_file(url):
-            db_connection.check_connection(self.engine, self.redact)
+            check_connection(self.engine, self.redact)
 
     def exit(self, result):
         if "glance_db" in result:
@@ -165,7 +167,7 @@ class GlanceDbModule(object):
             # exit_json and fail_json end the run; the clauses below would import
             # SQLAlchemy just to look at it.
             raise
-        except db_connection.MissingDriver as exc:
+        except MissingDriver as exc:
             self.ansible.fail_json(msg=missing_required_lib(exc.library))
         except MissingLibrary as exc:  # first used below require_libraries (planning a phase)
             self.ansible.fail_json(msg=missing_required_lib(exc.library), exception=exc.trace)
@@ -178,7 +180,7 @@ class GlanceDbModule(object):
             # Without an engine there is no driver error, and SQLAlchemy may be missing.
             behind = _database_error_behind(exc) if self.engine is not None else None
             if behind is not None:
-                self.fail(db_connection.describe_db_error(behind, self.engine.url))
+                self.fail(describe_db_error(behind, self.engine.url))
             first_line = (str(exc).strip().splitlines() or [""])[0]
             self.fail("Unexpected error: %s: %s" % (type(exc).__name__, first_line),
                       exception=traceback.format_exc())

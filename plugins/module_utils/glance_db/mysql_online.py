@@ -22,7 +22,7 @@ import time
 
 from .deps import sa
 from .errors import ConfigurationError
-from .retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
+from .db_errors import DDL, code_of, with_backoff
 from .table_copy import CopyRefused, TableCopy, alteration, refuse_without_room
 
 LOCK_NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
@@ -215,7 +215,7 @@ class OnlineDDL(object):
         try:
             return self._with_retry(lambda: connection.exec_driver_sql(online))
         except sa.exc.OperationalError as exc:
-            if error_code(exc) not in LOCK_NOT_SUPPORTED:
+            if code_of(exc) not in LOCK_NOT_SUPPORTED:
                 raise
             self.warn("MySQL cannot run this change without blocking writes; it runs "
                       "with the table locked: %s" % sql.strip().splitlines()[0])
@@ -226,11 +226,11 @@ class OnlineDDL(object):
         try:
             return statement()
         except sa.exc.DBAPIError as exc:
-            if error_code(exc) not in ALREADY_DONE:
+            if code_of(exc) not in ALREADY_DONE:
                 raise
             self.resumed.append("%s (%s)" % (
-                str(construct).strip().splitlines()[0], ALREADY_DONE[error_code(exc)]))
+                str(construct).strip().splitlines()[0], ALREADY_DONE[code_of(exc)]))
             return None
 
     def _with_retry(self, statement):
-        return with_backoff(statement, (LOCK_WAIT_TIMEOUT, DEADLOCK), self.sleep)
+        return with_backoff(statement, DDL, self.sleep)

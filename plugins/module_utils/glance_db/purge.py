@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime
 import time
 
+from .db_errors import PURGE_BATCH, with_backoff
 from .deps import sa
 from .errors import GlanceDbError
 from .flow_control import Unpaced, for_connection, record
@@ -47,13 +48,8 @@ DEFAULT_AGE = 30
 DEFAULT_IMAGES_AGE = 180
 DEFAULT_MAX_ROWS = 100
 DEFAULT_BATCH_SIZE = 1000
-DEFAULT_LOCK_WAIT_TIMEOUT = 5  # seconds a batch waits for a row lock before it is tried again
+DEFAULT_ROW_LOCK_WAIT_SECONDS = 5  # seconds a batch waits for a row lock before it is tried again
 MAX_INT = 2 ** 31 - 1
-RETRIES = 6
-
-# Lock wait timeouts and deadlocks: the batch is rolled back and tried again.
-_MYSQL_RETRY = (1205, 1213)
-_PG_RETRY = ("55P03", "40P01")
 
 
 class PurgeRefused(GlanceDbError):
@@ -96,7 +92,7 @@ class Purge(object):
     """One purge: what it would delete (plan) and the deleting (run)."""
 
     def __init__(self, engine, age_in_days=None, max_rows=DEFAULT_MAX_ROWS, images_table=False,
-                 batch_size=DEFAULT_BATCH_SIZE, lock_wait_timeout=DEFAULT_LOCK_WAIT_TIMEOUT, now=None, sleep=time.sleep):
+                 batch_size=DEFAULT_BATCH_SIZE, lock_wait_timeout=DEFAULT_ROW_LOCK_WAIT_SECONDS, now=None, sleep=time.sleep):
         if age_in_days is None:
             age_in_days = DEFAULT_IMAGES_AGE if images_table else DEFAULT_AGE
         validate(age_in_days, max_rows)
@@ -223,41 +219,44 @@ class Purge(object):
         return counts
 
     def _delete_batch(self, conn, name, table, boundary, keys, counts):
-        for attempt in range(RETRIES):
-            try:
-                with conn.begin():
-                    done = {}
-                    followers = self._followers(name)
-                    if followers:
-                        # The parents still to purge (the condition repeated: a row changed
-                        # meanwhile is left alone), locked, then named literally: MariaDB runs a
-                        # DELETE's IN (subquery) once per row of the table.
-                        keys = [r[0] for r in conn.execute(
-                            sa.select(table.c.id).where(sa.and_(
-                                table.c.id.in_(keys), self._candidates(table, boundary)))
-                            .with_for_update())]
-                        if not keys:
-                            return done
-                        for follower, column in followers:
-                            done[follower.name] = conn.execute(
-                                sa.delete(follower).where(column.in_(keys))).rowcount
-                    done[name] = conn.execute(
-                        sa.delete(table).where(sa.and_(table.c.id.in_(keys),
-                                                       self._candidates(table, boundary)))).rowcount
-                return done
-            except sa.exc.OperationalError as exc:
-                if not _is_lock_wait(exc) or attempt == RETRIES - 1:
-                    if _is_lock_wait(exc):
-                        raise PurgeInterrupted(
-                            "Purge stopped: a batch of table %s waited for row locks held by other "
-                            "transactions %d times (lock_wait_timeout %s s). Rows purged before it "
-                            "stay purged (%s); run again when the load is lower, or raise "
-                            "lock_wait_timeout." % (name, RETRIES, self.lock_wait_timeout,
-                                                    _counts_text(counts)))
-                    raise
-                self.retries += 1
-                self.sleep(min(0.1 * 2 ** attempt, 2.0))
-        raise AssertionError("unreachable")
+        # Lock wait timeouts and deadlocks: the batch is rolled back and tried again.
+        try:
+            return with_backoff(lambda: self._delete_once(conn, name, table, boundary, keys),
+                                PURGE_BATCH, self.sleep, on_retry=self._count_retry)
+        except sa.exc.OperationalError as exc:
+            if PURGE_BATCH.retries_on(exc):
+                raise PurgeInterrupted(
+                    "Purge stopped: a batch of table %s waited for row locks held by other "
+                    "transactions %d times (lock_wait_timeout %s s). Rows purged before it "
+                    "stay purged (%s); run again when the load is lower, or raise "
+                    "lock_wait_timeout." % (name, PURGE_BATCH.tries, self.lock_wait_timeout,
+                                            _counts_text(counts)))
+            raise
+
+    def _count_retry(self):
+        self.retries += 1
+
+    def _delete_once(self, conn, name, table, boundary, keys):
+        with conn.begin():
+            done = {}
+            followers = self._followers(name)
+            if followers:
+                # The parents still to purge (the condition repeated: a row changed
+                # meanwhile is left alone), locked, then named literally: MariaDB runs a
+                # DELETE's IN (subquery) once per row of the table.
+                keys = [r[0] for r in conn.execute(
+                    sa.select(table.c.id).where(sa.and_(
+                        table.c.id.in_(keys), self._candidates(table, boundary)))
+                    .with_for_update())]
+                if not keys:
+                    return done
+                for follower, column in followers:
+                    done[follower.name] = conn.execute(
+                        sa.delete(follower).where(column.in_(keys))).rowcount
+            done[name] = conn.execute(
+                sa.delete(table).where(sa.and_(table.c.id.in_(keys),
+                                               self._candidates(table, boundary)))).rowcount
+        return done
 
     def _bound_lock_waits(self, conn):
         seconds = max(1, int(self.lock_wait_timeout))
@@ -267,16 +266,6 @@ class Purge(object):
                                  % (seconds, seconds))
         elif dialect == "postgresql":
             conn.exec_driver_sql("SET lock_timeout = '%ds'" % seconds)
-
-
-def _is_lock_wait(exc):
-    original = getattr(exc, "orig", None)
-    code = original.args[0] if original is not None and getattr(original, "args", None) else None
-    if code in _MYSQL_RETRY:
-        return True
-    if getattr(original, "sqlstate", None) in _PG_RETRY:
-        return True
-    return "database is locked" in str(original)
 
 
 def _counts_text(counts):

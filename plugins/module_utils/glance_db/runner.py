@@ -18,7 +18,7 @@ from .flow_control import for_connection, pause_after_batch, record
 from . import stopping
 from .graph import GRAPH
 from .mysql_online import OnlineDDL
-from .retry import DEADLOCK, with_backoff
+from .db_errors import BATCH, with_backoff
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"
@@ -69,7 +69,7 @@ class Runner(object):
             # for DDL, behind an InnoDB table lock too (shorter): an online ALTER's last step
             # can wait for a writer's transaction that itself waits for the metadata lock
             # behind the ALTER, a cycle neither lock's deadlock detection sees; this timeout
-            # breaks it, and the ALTER is retried after a pause (retry.with_backoff).
+            # breaks it, and the ALTER is retried after a pause (db_errors.DDL).
             # Set either way: the pool may hand a DDL session's connection to the batches.
             conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d, innodb_lock_wait_timeout = %s" % (
                 self.ddl_lock_wait_timeout,
@@ -162,7 +162,7 @@ class Runner(object):
             with conn.begin():
                 keys = step.next_keys(conn, after, limit)
                 return keys, (step.apply(conn, keys) if keys else 0)
-        return with_backoff(batch, (DEADLOCK,), self.sleep)
+        return with_backoff(batch, BATCH, self.sleep)
 
     def _begin_batches(self):
         conn = self._begin(ddl=False)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 
 from . import connection as db_connection
+from . import direct
 from . import leftovers as run_leftovers
 from .data_migrations import MIGRATIONS
+from .db_errors import STATE_READ, describe_db_error, with_backoff
 from .deps import driver, sa
 from .errors import ConnectionFailed, InconsistentVersion, LeftoversFound, NotGlanceDatabase, UnknownRevision
 from .graph import CONTRACT, EXPAND, GRAPH, LEGACY_MIGRATE_VERSIONS, LEGACY_REPOSITORY, LEGACY_ROWS
@@ -193,24 +195,17 @@ def read(engine):
     """Inspect the database behind ``engine`` without writing anything."""
     if missing_sqlite_file(engine.url):
         return _missing_sqlite_state(engine.url.database)
-    for attempt in range(READ_RETRIES + 1):
+    # On Galera, another run's schema change (in isolation, on every node) aborts a
+    # read that holds a table's metadata lock: error 1213. Read again.
+    return with_backoff(lambda: _read_once(engine), STATE_READ, time.sleep)
+
+
+def _read_once(engine):
+    with engine.connect() as conn:
         try:
-            with engine.connect() as conn:
-                try:
-                    return _read(_SqlAlchemyQueries(conn))
-                finally:
-                    conn.rollback()
-        except sa.exc.OperationalError as exc:
-            # On Galera, another run's schema change (in isolation, on every node)
-            # aborts a read that holds a table's metadata lock: error 1213. Read again.
-            code = getattr(exc.orig, "args", (None,))[0]
-            if code != DEADLOCK or attempt == READ_RETRIES:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
-READ_RETRIES = 8
-DEADLOCK = 1213
+            return _read(_SqlAlchemyQueries(conn))
+        finally:
+            conn.rollback()
 
 
 def read_direct(raw_url):
@@ -223,25 +218,16 @@ def read_direct(raw_url):
     that refuses or never answers is reported at once (trying again through
     SQLAlchemy would only wait as long a second time).
     """
-    url = db_connection.parse_plain_url(raw_url)
+    url = direct.parse_plain_url(raw_url)
     if url is None:
         return None
     if url.backend == "sqlite" and db_connection.sqlite_file_missing(url.database):
         return _missing_sqlite_state(url.database)
     try:
-        conn = db_connection.connect_direct(url)
+        conn = direct.connect_direct(url)
     except Exception as exc:  # the server refused or never answered: SQLAlchemy would meet the same
-        raise ConnectionFailed(db_connection.describe_db_error(exc, url))
-    if conn is None:
-        return None
-    try:
-        try:
-            return _read(_DriverQueries(conn, url))
-        finally:
-            conn.rollback()
-            conn.close()
-    except Exception:  # whatever it is, read() meets it again and reports it
-        return None
+        raise ConnectionFailed(describe_db_error(exc, url))
+    return direct.read_with(conn, url, _read)
 
 
 def _missing_sqlite_state(path):
@@ -279,50 +265,10 @@ class _SqlAlchemyQueries(object):
         return self.rows(migration.ROWS_BEFORE_OPENED)[0][0]
 
 
-class _NeedsSqlAlchemy(Exception):
-    """Data migrations' rows are counted through SQLAlchemy (bound parameters)."""
-
-
-class _DriverQueries(object):
-    """The same queries on a DB-API connection (read_direct)."""
-
-    TABLES = {
-        "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table' "
-                  "AND name NOT LIKE 'sqlite~_%' ESCAPE '~' ORDER BY name",
-        "mysql": "SELECT TABLE_NAME FROM information_schema.TABLES "
-                 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'",
-        "postgresql": "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-                      "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-                      "AND c.relkind IN ('r', 'p')",
-    }
-
-    def __init__(self, conn, url):
-        self.conn = conn
-        self.dialect = url.backend
-        self.database = url.database
-
-    def table_names(self):
-        return [row[0] for row in self.rows(self.TABLES[self.dialect])]
-
-    def rows(self, sql):
-        cursor = self.conn.cursor()
-        try:
-            cursor.execute(sql)
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
-
-    def count_rows(self, migration):
-        raise _NeedsSqlAlchemy(migration.name)
-
-    def rows_before_open(self, migration):
-        raise _NeedsSqlAlchemy(migration.name)
-
-
 def require_untouched_by_a_stopped_run(queries):
     """Refuse, for a module that writes Glance's rows but not its schema (purge, metadefs),
     a database every phase refuses, or one where a stopped run's leftovers stand: those
-    modules do not clear them. ``queries``: on_connection() or a driver's (direct)."""
+    modules do not clear them. ``queries``: on_connection() or direct.DriverQueries."""
     state = _read(queries, count=False)
     refusal = state.refusal()
     if refusal is not None:
@@ -337,9 +283,6 @@ def on_connection(conn):
     return _SqlAlchemyQueries(conn)
 
 
-def on_driver_connection(conn, url):
-    """The queries a read makes, on a DB-API connection of ``connection.connect_direct``."""
-    return _DriverQueries(conn, url)
 
 
 def _read(queries, count=True):

@@ -47,11 +47,12 @@ import os
 import re
 import time
 
+from .db_errors import (BATCH, DB_ACCESS_DENIED, LOCK_WAIT_TIMEOUT, NO_SUCH_TABLE, NO_SUCH_TRIGGER,
+                        ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED, code_of, with_backoff)
 from .errors import GlanceDbError
 from .flow_control import for_connection, pause_after_batch
 from . import leftovers, stopping
 from .leftovers import FOREIGN_KEYS, NEW, OLD, STAND_IN, TRIGGER, TRIGGER_PREFIX
-from .retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
 from .revisions.visibility import TRIGGER_NAMES as CARRIED_TRIGGERS, create_trigger
 
 MIN_ROWS = 10000
@@ -65,16 +66,14 @@ GALERA_BATCH_ROWS = 250
 EVENTS = ("insert", "update", "delete")
 # CREATE TRIGGER refused: binary logging without SUPER or log_bin_trust_function_creators
 # (1419), or no TRIGGER privilege (1142).
-TRIGGERS_REFUSED = (1419, 1142)
-LOCK_TABLES_REFUSED = (1044, 1142)  # no LOCK TABLES privilege on the database, or on a table
+TRIGGERS_REFUSED = (ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED)
+LOCK_TABLES_REFUSED = (DB_ACCESS_DENIED, TABLE_ACCESS_DENIED)  # no LOCK TABLES privilege on the database, or on a table
 # A NOWAIT LOCK TABLES tried this often (pauses of 10 ms doubling to 200 ms: about half a
 # second) before it waits for the tables (_lock_tables): under writers that never leave the
 # tables free, each repointing must not take much longer than a waiting one.
 LOCK_TABLES_TRIES = 6
 LOCK_TABLES_FIRST_PAUSE = 0.01
 LOCK_TABLES_MAX_PAUSE = 0.2
-NO_SUCH_TABLE = 1146
-NO_SUCH_TRIGGER = 1360
 REPAIR = "_glance_fix_%s"  # a table's name for a moment, to rewrite its triggers' name files
 
 
@@ -215,7 +214,7 @@ class TableCopy(object):
                 try:
                     self.run_ddl(conn, self._trigger(event, table, new, columns, key))
                 except Exception as exc:  # sa.exc.DBAPIError; its code tells a refusal
-                    if error_code(exc) not in TRIGGERS_REFUSED:
+                    if code_of(exc) not in TRIGGERS_REFUSED:
                         raise
                     raise CopyRefused(str(getattr(exc, "orig", exc)))
             rows, batches = self._copy(conn, table, new, columns, key)
@@ -310,7 +309,7 @@ class TableCopy(object):
                 try:
                     self.run_ddl(conn, "DROP TRIGGER `%s`" % name)
                 except Exception as exc:  # sa.exc.DBAPIError; its code tells a lost name file
-                    if error_code(exc) != NO_SUCH_TRIGGER:
+                    if code_of(exc) != NO_SUCH_TRIGGER:
                         raise
                     self.run_ddl(conn, "RENAME TABLE `{t}` TO `{r}`, `{r}` TO `{t}`".format(
                         t=table, r=REPAIR % table))
@@ -439,7 +438,7 @@ class TableCopy(object):
         def batch():
             with conn.begin():
                 return conn.exec_driver_sql(sql, tuple(params)).rowcount
-        return with_backoff(batch, (DEADLOCK,), self.sleep)
+        return with_backoff(batch, BATCH, self.sleep)
 
     @staticmethod
     def _foreign_keys(conn, source):
@@ -542,7 +541,7 @@ class TableCopy(object):
                 conn.exec_driver_sql(statement + " NOWAIT")
                 return
             except Exception as exc:  # sa.exc.DBAPIError; its code tells a table in use
-                if error_code(exc) != LOCK_WAIT_TIMEOUT:
+                if code_of(exc) != LOCK_WAIT_TIMEOUT:
                     raise
             self.sleep(pause)
             pause = min(pause * 2, LOCK_TABLES_MAX_PAUSE)
@@ -564,7 +563,7 @@ class TableCopy(object):
             try:
                 self._lock_tables(conn, "LOCK TABLES " + ", ".join("`%s` WRITE" % t for t in sorted(set(tables))))
             except Exception as exc:  # sa.exc.DBAPIError; its code tells a refusal
-                if error_code(exc) not in LOCK_TABLES_REFUSED:
+                if code_of(exc) not in LOCK_TABLES_REFUSED:
                     raise
                 locked = False
         try:

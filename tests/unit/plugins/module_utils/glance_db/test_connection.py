@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection, db_errors, direct
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import ConfigurationError
 
 
@@ -17,15 +17,15 @@ def test_later_files_and_conf_d_win(tmp_path):
     (conf_d / "10-db.conf").write_text("[database]\nconnection = sqlite:////two\n")
     (conf_d / "99-other.conf").write_text("[keystone_authtoken]\nauth_url = http://x\n")
     (conf_d / "ignored.txt").write_text("[database]\nconnection = sqlite:////never\n")
-    assert connection.read_config_files([str(main)]) == "sqlite:////one"
-    assert connection.read_config_files([str(main)], str(conf_d)) == "sqlite:////three"
+    assert connection.url_and_source(config_file=[str(main)])[0] == "sqlite:////one"
+    assert connection.url_and_source(config_file=[str(main)], config_dir=str(conf_d))[0] == "sqlite:////three"
 
 
 def test_missing_connection_is_named(tmp_path):
     conf = tmp_path / "glance-api.conf"
     conf.write_text("[database]\nmax_pool_size = 5\n")
     with pytest.raises(ConfigurationError, match=r"No \[database\] connection found in .*glance-api.conf"):
-        connection.read_config_files([str(conf)])
+        connection.url_and_source(config_file=[str(conf)])
 
 
 @pytest.mark.parametrize("password", ["s3cret", "p@ss:w/rd%?&#", "we ird+pl us"])
@@ -48,7 +48,7 @@ def test_redactor_masks_raw_and_encoded_password(password):
 def test_unencoded_at_is_refused_and_masked_from_the_raw_string(raw, password):
     redact = connection.Redactor()
     with pytest.raises(ConfigurationError, match="URL-encode the password") as refused:
-        connection.raw_url(raw, redactor=redact)
+        connection.url_and_source(raw, redactor=redact)
     host = raw.rsplit("@", 1)[1]
     for text in (str(refused.value), redact(raw), redact("Cannot use the database at %s" % raw)):
         assert host in text
@@ -86,7 +86,7 @@ def test_unknown_or_misspelt_driver_is_refused_naming_the_available_ones(written
     with pytest.raises(ConfigurationError, match=r"is unknown or not one this collection runs.*Write "):
         connection.resolve_url("%s://u@h/glance" % written)
     with pytest.raises(ConfigurationError):
-        connection.parse_plain_url("%s://u:p@h/glance" % written)
+        direct.parse_plain_url("%s://u:p@h/glance" % written)
 
 
 def test_unsupported_database_is_named():
@@ -113,7 +113,7 @@ def test_an_error_raised_while_handling_a_lost_connection_is_reported_as_the_los
     except sa.exc.PendingRollbackError as secondary:
         assert _database_error_behind(secondary) is lost
     url = sa.engine.make_url("mysql+pymysql://glance:secret@127.0.0.1:4307/glance")
-    msg = connection.describe_db_error(lost, url)
+    msg = db_errors.describe_db_error(lost, url)
     assert "127.0.0.1:4307 stopped answering" in msg and "secret" not in msg
     assert _database_error_behind(ValueError("no database here")) is None
 
@@ -129,5 +129,5 @@ def test_a_refused_connection_names_the_server():
     refused = sa.exc.OperationalError(None, None, Refused(
         2003, "Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused)"))
     url = sa.engine.make_url("mysql+pymysql://glance:secret@127.0.0.1:4607/glance")
-    msg = connection.describe_db_error(refused, url)
+    msg = db_errors.describe_db_error(refused, url)
     assert "the server at 127.0.0.1:4607 is running" in msg and "another node" in msg and "secret" not in msg

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection, db_errors, direct
 
 KOLLA = "mysql+pymysql://glance:pw@10.0.0.10:3306/glance?ssl_ca=/etc/glance/certs/root.crt"
 OSA = ("mysql+pymysql://glance:pw@172.29.236.100:3306/glance"
@@ -26,12 +26,12 @@ def _theirs(raw):
 
 
 def _ours(raw):
-    url = connection.parse_plain_url(raw)
+    url = direct.parse_plain_url(raw)
     assert url is not None, raw
-    kwargs = connection.direct_connect_args(url)
+    kwargs = direct.direct_connect_args(url)
     for key in OURS_ONLY:
         kwargs.pop(key, None)
-    if isinstance(kwargs.get("password"), bytes):  # PyMySQL's Latin-1 fix (_mysql_password)
+    if isinstance(kwargs.get("password"), bytes):  # PyMySQL's Latin-1 fix (connection.mysql_password)
         kwargs["password"] = kwargs["password"].decode("utf-8")
     return kwargs
 
@@ -54,17 +54,17 @@ def test_the_driver_gets_what_sqlalchemys_dialect_gives_it(raw):
 
 
 def test_kolla_and_osa_forms_become_pymysqls_arguments():
-    assert connection.parse_plain_url(KOLLA).driver_options == {"ssl": {"ca": "/etc/glance/certs/root.crt"}}
-    assert connection.parse_plain_url(OSA).driver_options == {
+    assert direct.parse_plain_url(KOLLA).driver_options == {"ssl": {"ca": "/etc/glance/certs/root.crt"}}
+    assert direct.parse_plain_url(OSA).driver_options == {
         "charset": "utf8", "ssl_verify_cert": "true", "ssl": {"ca": "/etc/ssl/certs/ExampleCorpRoot.crt"}}
-    assert connection.parse_plain_url("mysql+pymysql://g@db/glance?ssl_check_hostname=No").driver_options == \
+    assert direct.parse_plain_url("mysql+pymysql://g@db/glance?ssl_check_hostname=No").driver_options == \
         {"ssl": {"check_hostname": False}}
 
 
 def test_kolla_without_a_ca_file_is_a_plain_url_as_for_sqlalchemy():
     """kolla writes ?ssl_ca= with openstack_cacert empty: SQLAlchemy drops the blank value."""
     raw = "mysql+pymysql://glance:pw@db:3306/glance?ssl_ca="
-    assert connection.parse_plain_url(raw).driver_options == {}
+    assert direct.parse_plain_url(raw).driver_options == {}
     assert dict(sa.engine.make_url(raw).query) == {}
 
 
@@ -82,13 +82,13 @@ LEFT_TO_SQLALCHEMY = [
 
 
 def test_the_tools_options_are_taken_and_any_other_is_left_to_sqlalchemy():
-    assert connection.parse_plain_url(KOLLA) is not None and connection.parse_plain_url(OSA) is not None
-    taken = [raw for raw in LEFT_TO_SQLALCHEMY if connection.parse_plain_url(raw) is not None]
+    assert direct.parse_plain_url(KOLLA) is not None and direct.parse_plain_url(OSA) is not None
+    taken = [raw for raw in LEFT_TO_SQLALCHEMY if direct.parse_plain_url(raw) is not None]
     assert taken == []
 
 
 def test_the_query_is_shown_like_sqlalchemys_and_the_password_is_not():
-    url = connection.parse_plain_url(OSA)
+    url = direct.parse_plain_url(OSA)
     shown = url.render_as_string()
     assert "pw" not in shown
     assert shown.split("?", 1)[1] == sa.engine.make_url(OSA).render_as_string().split("?", 1)[1]
@@ -98,7 +98,7 @@ def test_the_query_is_shown_like_sqlalchemys_and_the_password_is_not():
 def test_a_refused_login_over_tls_options_still_names_tls():
     """describe_db_error reads the URL's query: with a CA but no client certificate,
     MariaDB's 1045 may mean an account that requires TLS."""
-    url = connection.parse_plain_url(KOLLA)
+    url = direct.parse_plain_url(KOLLA)
     refused = Exception(1045, "Access denied for user 'glance'@'10.0.0.5' (using password: YES)")
-    msg = connection.describe_db_error(refused, url)
+    msg = db_errors.describe_db_error(refused, url)
     assert "requires TLS" in msg and "pw" not in msg.replace("password", "")

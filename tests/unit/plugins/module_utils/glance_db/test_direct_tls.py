@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import direct
 
 pymysql = pytest.importorskip("pymysql")
 
@@ -24,7 +24,7 @@ def _pymysql_preferred_context():
 
 
 def test_context_is_pymysqls_own_but_the_ca_store():
-    ours, theirs = connection.unverified_tls_context(), _pymysql_preferred_context()
+    ours, theirs = direct.unverified_tls_context(), _pymysql_preferred_context()
     assert theirs.verify_mode == ssl.CERT_NONE  # what makes the CA store unused
     for name in SETTINGS:
         assert getattr(ours, name) == getattr(theirs, name), name
@@ -35,7 +35,7 @@ def test_context_is_pymysqls_own_but_the_ca_store():
 
 def test_tls_options_keep_pymysqls_verifying_context():
     """Only the no-option case is replaced: a CA given still verifies the server."""
-    cls = connection._preferred_tls_connection(pymysql)
+    cls = direct._preferred_tls_connection(pymysql)
     conn = cls.__new__(cls)
     ca = ssl.get_default_verify_paths().capath
     ctx = conn._create_ssl_ctx({"capath": ca})
@@ -44,7 +44,7 @@ def test_tls_options_keep_pymysqls_verifying_context():
 
 def test_direct_read_offers_tls_when_the_server_has_it():
     """PREFERRED stays on: the connection asks for TLS with the replaced context."""
-    cls = connection._preferred_tls_connection(pymysql)
+    cls = direct._preferred_tls_connection(pymysql)
     conn = cls(host="127.0.0.1", defer_connect=True)
     assert conn.ssl is True and conn._ssl_required is False
     assert conn.ctx.verify_mode == ssl.CERT_NONE and conn.ctx.cert_store_stats()["x509_ca"] == 0
