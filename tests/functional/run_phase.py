@@ -41,7 +41,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (  # noqa: E402
-    connection, phases, table_copy,
+    connection, phases,
+)
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import (  # noqa: E402
+    copier as table_copy,
 )
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import (  # noqa: E402
     GlanceDbError,

@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection as db_connection
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier as table_copy
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import EXPAND, GRAPH
 from private_server import private_mariadb  # noqa: F401  pylint: disable=unused-import
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata

@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 import galera
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier as table_copy
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id
 from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unused-import

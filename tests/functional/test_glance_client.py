@@ -19,7 +19,8 @@ import pytest
 
 import glance_client
 from needs import unavailable
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier as table_copy
 from seed import seed_pre_ocata
 
 IMAGES = table_copy.MIN_ROWS + 2000

@@ -15,7 +15,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, stopping, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, stopping
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier as table_copy
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions import visibility
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata, visibilities

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mysql_online import _online_form
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online.alembic_hook import _online_form
 
 
 @pytest.mark.parametrize("sql,online", [

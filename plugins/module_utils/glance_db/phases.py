@@ -166,7 +166,7 @@ def estimate_copies(state, revisions):
     time, so the largest is what must be free."""
     if state.engine_name != "mysql":
         return []
-    from .table_copy import MIN_ROWS, space_needed
+    from .online.copier import MIN_ROWS, space_needed
     found = []
     for revision in revisions:
         for table in getattr(GRAPH.get(revision).script, "rebuilds", ()):
@@ -359,7 +359,7 @@ def _run(engine, phase, check_mode, lock_timeout, batch_size, max_rows,
          ddl_lock_wait_timeout, mysql_datadir, galera, **plan_args):
     # Imported here: a run that settles from the direct read never compiles them.
     from .lock import migration_lock
-    from .mysql_online import TablespaceHold
+    from .online.alembic_hook import TablespaceHold
     from .runner import Runner
     hold = TablespaceHold.for_server(mysql_datadir, engine.url) if mysql_datadir else None
     before_state = db_state.read(engine)

@@ -17,7 +17,7 @@ from .errors import DataLossRefused
 from .flow_control import for_connection, pause_after_batch, record
 from . import stopping
 from .graph import GRAPH
-from .mysql_online import OnlineDDL
+from .online.alembic_hook import OnlineDDL
 from .retry import DEADLOCK, with_backoff
 from .revisions.online import ONLINE_OPTION
 

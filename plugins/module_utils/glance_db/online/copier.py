@@ -47,12 +47,12 @@ import os
 import re
 import time
 
-from .errors import GlanceDbError
-from .flow_control import for_connection, pause_after_batch
-from . import leftovers, stopping
-from .leftovers import FOREIGN_KEYS, NEW, OLD, STAND_IN, TRIGGER, TRIGGER_PREFIX
-from .retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
-from .revisions.visibility import TRIGGER_NAMES as CARRIED_TRIGGERS, create_trigger
+from ..errors import GlanceDbError
+from ..flow_control import for_connection, pause_after_batch
+from .. import leftovers, stopping
+from ..leftovers import FOREIGN_KEYS, NEW, OLD, STAND_IN, TRIGGER, TRIGGER_PREFIX
+from ..retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
+from ..revisions.visibility import TRIGGER_NAMES as CARRIED_TRIGGERS, create_trigger
 
 MIN_ROWS = 10000
 BATCH_ROWS = 1000

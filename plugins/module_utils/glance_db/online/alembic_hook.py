@@ -20,10 +20,10 @@ import os
 import re
 import time
 
-from .deps import sa
-from .errors import ConfigurationError
-from .retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
-from .table_copy import CopyRefused, TableCopy, alteration, refuse_without_room
+from ..deps import sa
+from ..errors import ConfigurationError
+from ..retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
+from .copier import CopyRefused, TableCopy, alteration, refuse_without_room
 
 LOCK_NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
 # What a statement reports when a killed run already did it: MySQL commits each DDL
