@@ -1,29 +1,41 @@
 # -*- coding: utf-8 -*-
-"""Keep the application running while MySQL/MariaDB changes the schema, and
-finish revisions a killed run left half-done.
+"""The hook on Alembic through which every statement of a revision passes on MySQL/MariaDB.
 
-Every ALTER TABLE, CREATE INDEX and DROP INDEX asks for LOCK=NONE, so writes go on
-while it runs (the server picks INSTANT or INPLACE); where the server cannot honour
-it, the statement runs without and a warning says so. A statement waits for a
-metadata lock at most lock_wait_timeout seconds (so it cannot queue application
-queries behind it for long), and is retried with backoff.
+OnlineDDL.install wraps the MigrationContext's ``impl._exec``, where Alembic
+executes each operation. Each statement there takes its route (__init__.py):
 
-With the server's data directory at hand (the module runs on the database
-server), each ALTER TABLE runs while a second hard link holds the table's
-tablespace file: see TablespaceHold.
+- a change of a large table waits, with the changes of that table that follow
+  it, for the end of that run; if one of them rebuilds the table or builds an
+  index, they all go through one shadow copy (copier.py) and none of them runs
+  itself; otherwise each runs as below;
+- any other ALTER TABLE, CREATE INDEX and DROP INDEX asks for LOCK=NONE
+  (statements.lock_none_form), so writes go on while it runs (the server picks
+  INSTANT or INPLACE); where the server cannot honour it, the statement runs
+  without and a warning says so; with mysql_datadir, an ALTER TABLE runs while
+  its table's file is held (tablespace_hold.py);
+- every statement waits for a metadata lock at most lock_wait_timeout seconds (so
+  it cannot queue application queries behind it for long), and is retried with
+  backoff; an error saying a killed run already did it counts as done, which
+  finishes a revision that run left half-done.
+
+Why Alembic's private ``_exec`` and not a public SQLAlchemy event: the hook must
+not run a statement at all (a copy instead), run it again (after a lock wait, a
+deadlock, or without LOCK=NONE where the server refuses it), or take an error as
+done. An event sees a statement once and cannot replace its execution.
+tests/unit/test_alembic_exec_hook.py fails at once if Alembic renames ``_exec``
+or routes an operation the revisions use around it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import time
 
 from ..deps import sa
-from ..errors import ConfigurationError
 from ..retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
-from .copier import CopyRefused, TableCopy, alteration, refuse_without_room
+from . import SHADOW_COPY, route
+from .copier import CopyRefused, TableCopy
+from .statements import alteration, altered_table, lock_none_form
 
 LOCK_NOT_SUPPORTED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
 # What a statement reports when a killed run already did it: MySQL commits each DDL
@@ -37,101 +49,20 @@ ALREADY_DONE = {
     1091: "column or index already dropped",
     1359: "trigger exists",
 }
-HOLD_PREFIX = "#glance_db_hold."  # no .ibd suffix: the server never takes it for a table
-ALTER_TABLE = re.compile(r"\s*ALTER\s+TABLE\s+`?(\w+)`?", re.IGNORECASE)
-
-
-def _online_form(sql):
-    """The statement with LOCK=NONE, or None when the statement takes no such clause."""
-    sql = sql.strip().rstrip(";")
-    head = sql.upper()
-    if head.startswith("ALTER TABLE"):
-        return sql + ", LOCK=NONE"
-    if head.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
-        return sql + " LOCK=NONE"
-    drop_index = re.match(r"DROP INDEX (\S+) ON (\S+)$", sql, re.IGNORECASE)
-    if drop_index:  # MariaDB's DROP INDEX takes no LOCK clause; ALTER TABLE does
-        return "ALTER TABLE %s DROP INDEX %s, LOCK=NONE" % (drop_index.group(2), drop_index.group(1))
-    return None
-
-
-class TablespaceHold(object):
-    """A second hard link to a table's .ibd file while an ALTER TABLE runs on it.
-
-    An ALTER that rebuilds a table ends under an exclusive metadata lock, which
-    queues every write to the table, and the server deleting the old copy's file
-    takes about 130 ms of it on a million images. With a second link the
-    server's delete only removes a name; this class frees the blocks afterwards,
-    when no lock is held. It needs the server's data directory on this host, with
-    write access: the module runs on the database server.
-    """
-
-    def __init__(self, datadir, database):
-        self.datadir = datadir
-        self.database = database
-
-    @classmethod
-    def for_server(cls, datadir, url):
-        """Check the option against the database; raise ConfigurationError if unusable."""
-        if url.get_backend_name() != "mysql":
-            raise ConfigurationError(
-                "mysql_datadir applies to MySQL/MariaDB only; remove it for %s."
-                % url.get_backend_name())
-        schema_dir = os.path.join(datadir, url.database or "")
-        if not url.database or not os.path.isdir(schema_dir):
-            raise ConfigurationError(
-                "mysql_datadir %s does not hold the files of database %s (no directory %s): give "
-                "the server's data directory (SELECT @@datadir) as this host sees it, run the task "
-                "on the database server, or leave mysql_datadir unset."
-                % (datadir, url.database, schema_dir))
-        if not os.access(datadir, os.W_OK | os.X_OK):
-            raise ConfigurationError(
-                "mysql_datadir %s is not writable by this user: run the task as the server's "
-                "user (become_user: mysql) or root, or leave mysql_datadir unset." % datadir)
-        return cls(datadir, url.database)
-
-    def refuse_without_room(self, copy):
-        """Refuse a run whose largest expected shadow copy (phases.estimate_copies) does not fit."""
-        refuse_without_room(copy["table"], copy["estimated_bytes"], self.datadir)
-
-    def clear_leftovers(self):
-        """Free what a killed run's holds still keep (the caller holds the migration lock)."""
-        for name in os.listdir(self.datadir):
-            path = os.path.join(self.datadir, name)
-            if name.startswith(HOLD_PREFIX + self.database + ".") and os.path.isfile(path):
-                os.unlink(path)
-
-    @contextlib.contextmanager
-    def holding(self, table, warn):
-        tablespace = os.path.join(self.datadir, self.database, table + ".ibd")
-        hold = os.path.join(self.datadir, "%s%s.%s" % (HOLD_PREFIX, self.database, table))
-        try:
-            os.link(tablespace, hold)
-        except FileNotFoundError:  # not file-per-table: nothing to hold
-            hold = None
-        except OSError as exc:  # e.g. the database directory on another file system
-            warn("Could not hold the file of table %s during its ALTER TABLE (%s); it ran "
-                 "without, so the server deleted the old copy while writes waited."
-                 % (table, exc.strerror or exc))
-            hold = None
-        try:
-            yield
-        finally:
-            if hold:
-                os.unlink(hold)
 
 
 class OnlineDDL(object):
     """Wraps an Alembic MigrationContext's statement execution (MySQL only)."""
 
-    def __init__(self, warn, sleep=time.sleep, hold=None, copy=False, galera=False):
+    def __init__(self, warn, sleep=time.sleep, hold=None, copy=False, galera=False, carried=None):
         self.warn = warn
         self.sleep = sleep
         self.hold = hold  # a TablespaceHold, or None
         self.resumed = []  # statements found already done by an interrupted run
-        # Online: a large table's rebuild or index build through a shadow copy (table_copy.py).
+        self.carried = carried  # Glance's triggers a copy carries across its swap (cut_over.py)
+        # Online: a large table's rebuild or index build through a shadow copy (copier.py).
         self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep, warn=warn,
-                              datadir=hold.datadir if hold else None) if copy else None
+                              datadir=hold.datadir if hold else None, carried=carried) if copy else None
         self._queued = None  # (connection, table, [(ALTER clause, rebuilds, plain run)])
 
     def _ddl(self, connection, sql):
@@ -139,9 +70,10 @@ class OnlineDDL(object):
 
     def clear_copy_leftovers(self, connection):
         """Clear what any stopped shadow copy left; an offline run, which copies nothing, too."""
-        (self.copy or TableCopy(self._ddl)).clear_all_leftovers(connection)
+        (self.copy or TableCopy(self._ddl, carried=self.carried)).clear_all_leftovers(connection)
 
     def install(self, context):
+        """Wrap ``context``'s statement execution (see the module's doc)."""
         impl = context.impl
         original = impl._exec
 
@@ -152,7 +84,7 @@ class OnlineDDL(object):
             sql = str(construct.compile(dialect=context.dialect)) if ddl else None
 
             def plain():
-                if not ddl or _online_form(sql) is None:
+                if not ddl or lock_none_form(sql) is None:
                     return self._run(construct, lambda: self._with_retry(
                         lambda: original(construct, *args, **kwargs)))
                 return self._plain_online(impl.connection, construct, sql)
@@ -167,17 +99,15 @@ class OnlineDDL(object):
 
     def _plain_online(self, connection, construct, sql):
         """A DDL statement the plain way: LOCK=NONE, its table's file held with mysql_datadir."""
-        online = _online_form(sql)
-        altered = ALTER_TABLE.match(online)
-        hold = self.hold.holding(altered.group(1), self.warn) if self.hold and altered else contextlib.nullcontext()
+        online = lock_none_form(sql)
+        altered = altered_table(online)
+        hold = self.hold.holding(altered, self.warn) if self.hold and altered else contextlib.nullcontext()
         with hold:
             return self._run(construct, lambda: self._online(connection, online, sql))
 
     def _queue(self, connection, change, plain):
-        """Queue a change of a large table; True when queued. The changes of one table that
-        follow one another wait together: if one of them needs a shadow copy (a rebuild, an
-        index build), they all go into one copy (one pass over the rows, one swap, and no
-        statement of theirs holds the table); else each runs the plain way (``plain``)."""
+        """Queue a change of a table a copy takes; True when queued. The changes of one table
+        that follow one another wait together for their route (flush)."""
         table, clause, rebuilds = change
         if not (self._queued and self._queued[1] == table):
             if not self.copy.wanted(connection, table):
@@ -188,12 +118,15 @@ class OnlineDDL(object):
         return True
 
     def flush(self):
-        """Run what is queued: before the next statement, and at the end of a revision."""
+        """Run what is queued, by its route: all of it through one shadow copy (one pass over
+        the rows, one swap, no statement of theirs holding the table), or each statement the
+        plain way. Called before the next statement, and at the end of a revision."""
         queued, self._queued = self._queued, None
         if not queued:
             return
         connection, table, changes = queued
-        if any(rebuilds for _clause, rebuilds, _plain in changes):
+        # Only a table a copy takes is queued; the others ran the plain way at once.
+        if route([rebuilds for _clause, rebuilds, _plain in changes], copyable=True) == SHADOW_COPY:
             try:
                 self.copy.rebuild(connection, table, ", ".join(clause for clause, _rebuilds, _plain in changes))
                 return
