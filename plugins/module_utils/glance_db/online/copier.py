@@ -198,7 +198,7 @@ class TableCopy(object):
                 if after is not None:
                     where, params = where + " AND `%s` > %%s" % key, params + [after]
                 last = inspector.scalar(batch_conn, "SELECT `%s` FROM `%s` WHERE %s ORDER BY `%s` LIMIT 1 OFFSET %d"
-                               % (key, table, where, key, pacing.batch_size - 1), *params)
+                                        % (key, table, where, key, pacing.batch_size - 1), *params)
                 batch_conn.rollback()
                 if last is not None:  # else the last batch: every row after ``after`` up to ``upper``
                     where, params = where + " AND `%s` <= %%s" % key, params + [last]
@@ -217,4 +217,3 @@ class TableCopy(object):
             with conn.begin():
                 return conn.exec_driver_sql(sql, tuple(params)).rowcount
         return with_backoff(batch, (DEADLOCK,), self.sleep)
-
