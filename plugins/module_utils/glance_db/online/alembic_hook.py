@@ -4,10 +4,10 @@
 OnlineDDL.install wraps the MigrationContext's ``impl._exec``, where Alembic
 executes each operation. Each statement there takes its route (__init__.py):
 
-- a change of a large table waits, with the changes of that table that follow
-  it, for the end of that run; if one of them rebuilds the table or builds an
-  index, they all go through one shadow copy (copier.py) and none of them runs
-  itself; otherwise each runs as below;
+- in an online run, a change of a table a copy takes (takes_copy) waits for the
+  changes of that table that follow it; if one of them rebuilds the table or
+  builds an index, they all go through one shadow copy (copier.py) and none of
+  them runs itself; otherwise each runs as below;
 - any other ALTER TABLE, CREATE INDEX and DROP INDEX asks for LOCK=NONE
   (statements.lock_none_form), so writes go on while it runs (the server picks
   INSTANT or INPLACE); where the server cannot honour it, the statement runs
