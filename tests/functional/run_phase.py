@@ -21,7 +21,7 @@ and SIGNAL is "kill" (SIGKILL, the default), "term" (SIGTERM), "int" (SIGINT) or
 sends itself there. REGEX may hold colons when N is given.
 
 GLANCE_TEST_COPY_MIN_ROWS, when set, is the shadow copy's threshold in this
-process (table_copy.MIN_ROWS, 10,000 in the product): tests with fewer rows
+process (online.MIN_ROWS, 10,000 in the product): tests with fewer rows
 can reach the copy. GLANCE_TEST_KILL_MARK, when set, is a file written just before
 the signal is sent: the caller knows the point was reached.
 """
@@ -41,8 +41,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".build" / "collections"))
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (  # noqa: E402
-    connection, phases, table_copy,
+    connection, online, phases,
 )
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier  # noqa: E402
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import (  # noqa: E402
     GlanceDbError,
 )
@@ -112,8 +113,8 @@ def set_copy_threshold(min_rows=None):
     if min_rows in (None, ""):
         return
     min_rows = int(min_rows)
-    table_copy.MIN_ROWS = min_rows
-    init = table_copy.TableCopy.__init__
+    online.MIN_ROWS = min_rows
+    init = copier.TableCopy.__init__
     if getattr(init, "_kill_points_threshold", None) is not None:
         init = init._kill_points_original
 
@@ -122,7 +123,7 @@ def set_copy_threshold(min_rows=None):
         self.min_rows = min_rows
     __init__._kill_points_threshold = min_rows
     __init__._kill_points_original = init
-    table_copy.TableCopy.__init__ = __init__
+    copier.TableCopy.__init__ = __init__
 
 
 def main(url, phase, args="{}", start_at=None, kill=None):

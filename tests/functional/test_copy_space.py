@@ -13,12 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import connection as db_connection
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import online, phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import inspector
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import EXPAND, GRAPH
 from private_server import private_mariadb  # noqa: F401  pylint: disable=unused-import
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata
 
-IMAGES = table_copy.MIN_ROWS + 2000
+IMAGES = online.MIN_ROWS + 2000
 MIB = 1 << 20
 # What MariaDB answers on a full disk: the table is full, a table cannot be created
 # (errno 135, no room), the disk is full.
@@ -87,7 +88,7 @@ def test_an_expand_without_room_for_its_copy_refuses_before_changing_anything(pr
         assert needed > 2 * MIB, estimates
         filler = _fill(server, needed // 2)  # room for the table once more, not twice
         version = _version(db)
-        with pytest.raises(table_copy.NoSpaceForCopy) as refused:
+        with pytest.raises(inspector.NoSpaceForCopy) as refused:
             phases.run(db.engine, "expand", mysql_datadir=str(server.datadir))
         text = str(refused.value)
         assert "A shadow copy of table images needs about" in text and "nothing was started" in text, text

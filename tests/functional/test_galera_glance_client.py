@@ -16,13 +16,13 @@ import pytest
 
 import galera
 import glance_client
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import online, phases
 from needs import unavailable
 from test_galera import gdb, watchdog  # noqa: F401  pylint: disable=unused-import
 from test_glance_client import assert_glance_kept
 
 pytestmark = pytest.mark.galera
-IMAGES = table_copy.MIN_ROWS + 2000
+IMAGES = online.MIN_ROWS + 2000
 
 
 def test_no_glance_call_fails_through_any_node_and_every_row_is_kept(gdb, tmp_path):

@@ -1,4 +1,4 @@
-"""The shadow-table copy (table_copy.py) on the 3-node cluster: expand and contract
+"""The shadow-table copy (online/copier.py) on the 3-node cluster: expand and contract
 through node 1 rebuild ``images`` through a copy while API stand-ins write through
 nodes 2 and 3 (retrying error 1213 as Glance does); no write fails or is lost,
 and every node ends with real Glance's head schema and no copy left behind.
@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 import galera
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import online, phases
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id
 from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unused-import
@@ -118,7 +118,7 @@ def test_expand_and_contract_copy_images_while_every_node_writes(gdb):
             outcome = phases.run(gdb.engine(1), phase, galera_lock_ttl=30, **args)
             took[phase] = round(time.monotonic() - started, 1)
             for copy in outcome.table_copies:  # the cluster's smaller batches (flow control may halve them)
-                assert copy["batches"] >= copy["rows"] / table_copy.GALERA_BATCH_ROWS, copy
+                assert copy["batches"] >= copy["rows"] / online.GALERA_BATCH_ROWS, copy
             if phase == "expand":  # Glance's Ocata triggers carried across the Rocky copies, on every node
                 assert len(inserted_so_far(writers)) > 10  # N-1 writes while the Rocky copies ran
                 for node in galera.NODES:

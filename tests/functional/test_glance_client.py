@@ -1,6 +1,6 @@
 """Real Glance 33 as the client of an online expand, migrate and contract on one MariaDB.
 
-A mitaka02 database with table_copy.MIN_ROWS + 2,000 images (so that expand and
+A mitaka02 database with online.MIN_ROWS + 2,000 images (so that expand and
 contract rebuild images through a shadow copy) goes through expand while release
 N-1 stand-ins write is_public, then through migrate and contract while real Glance
 33's database API writes from two API nodes (glance_client.py: its fixed load and
@@ -19,10 +19,10 @@ import pytest
 
 import glance_client
 from needs import unavailable
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import online, phases
 from seed import seed_pre_ocata
 
-IMAGES = table_copy.MIN_ROWS + 2000
+IMAGES = online.MIN_ROWS + 2000
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The shadow-table copy (table_copy.py) on one MariaDB server: an online expand
+"""The shadow-table copy (online/copier.py) on one MariaDB server: an online expand
 and contract of a large mitaka02 database rebuild ``images`` through a copy,
 the application's writes during the copy are all kept, the schema ends equal to
 real Glance's, and a stopped copy's leftovers are removed by the next run.
@@ -15,12 +15,13 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, stopping, table_copy
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import leftovers, online, phases, stopping
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier, cut_over, inspector, statements
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions import visibility
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata, visibilities
 
-IMAGES = table_copy.MIN_ROWS + 2000
+IMAGES = online.MIN_ROWS + 2000
 
 
 def _copy_statements(db):
@@ -60,7 +61,7 @@ def test_expand_and_contract_rebuild_images_through_a_copy(make_database):
             assert differences(db.engine, "mysql", "online_expand_from_mitaka02") == ""
     assert [(c["table"], c["rows"]) for c in copies["expand"] + copies["contract"]] == [("images", IMAGES)] * 4
     # one server: batches of BATCH_ROWS (the cluster's are smaller: test_galera_table_copy.py)
-    assert all(c["batches"] <= IMAGES // table_copy.BATCH_ROWS + 1 for c in copies["expand"]), copies
+    assert all(c["batches"] <= IMAGES // online.BATCH_ROWS + 1 for c in copies["expand"]), copies
     # expand: Ocata's visibility added, indexed, is_public NULL-able; Rocky's two indexes, each
     # with Ocata's triggers carried across; contract: the index and is_public dropped, visibility
     # NOT NULL; each revision's changes of images in one copy
@@ -221,7 +222,7 @@ def test_a_copy_stopped_after_its_swap_gets_glances_triggers_back(make_database)
     phases.run(db.engine, "expand")
     with db.engine.begin() as conn:
         for name in ("insert_visibility", "update_visibility"):
-            conn.exec_driver_sql(visibility.create_trigger(name, name=table_copy.STAND_IN % name, stand_in=True))
+            conn.exec_driver_sql(visibility.create_trigger(name, name=leftovers.STAND_IN % name, stand_in=True))
             conn.exec_driver_sql("DROP TRIGGER %s" % name)
     assert differences(db.engine, "mysql", "online_expand_from_mitaka02") != ""
     outcome = phases.run(db.engine, "migrate")  # no copy, no revision: the leftovers go all the same
@@ -275,7 +276,7 @@ def test_a_stopped_copy_is_cleared_by_the_next_run(make_database):
     expected = seed_pre_ocata(db, IMAGES)
     with db.engine.connect() as conn:
         copy = _copy_of_images(conn)
-        copy._point_foreign_keys(conn, "images", "_glance_new_images")
+        copy.cut_over.point_foreign_keys(conn, "images", "_glance_new_images")
         conn.commit()
     assert _leftovers(db) != []
     for phase in ("expand", "migrate", "contract"):
@@ -288,10 +289,10 @@ def test_a_stopped_copy_is_cleared_by_the_next_run(make_database):
 def _copy_of_images(conn):
     """``_glance_new_images`` at head, filled and kept in step as a copy is before its children's
     foreign keys are pointed at it; the TableCopy that made it."""
-    copy = table_copy.TableCopy(lambda c, sql: c.exec_driver_sql(sql))
+    copy = copier.TableCopy(lambda c, sql: c.exec_driver_sql(sql))
     conn.exec_driver_sql("CREATE TABLE _glance_new_images LIKE images")
-    for event in table_copy.EVENTS:
-        conn.exec_driver_sql(copy._trigger(event, "images", "_glance_new_images", copy._columns(conn, "images"), "id"))
+    for event in copier.EVENTS:
+        conn.exec_driver_sql(copy._trigger(event, "images", "_glance_new_images", inspector.columns(conn, "images"), "id"))
     conn.exec_driver_sql("INSERT INTO _glance_new_images SELECT * FROM images")
     conn.commit()
     return copy
@@ -346,8 +347,8 @@ def _repoint_under_writers(db, copy, write, writers=4, rounds=10):
         time.sleep(0.3)
         with db.engine.connect() as conn:
             for _round in range(rounds):
-                copy._point_foreign_keys(conn, "images", "_glance_new_images")
-                copy._point_foreign_keys(conn, "_glance_new_images", "images")
+                copy.cut_over.point_foreign_keys(conn, "images", "_glance_new_images")
+                copy.cut_over.point_foreign_keys(conn, "_glance_new_images", "images")
         time.sleep(0.2)
     finally:
         stop.set()
@@ -429,7 +430,7 @@ def test_without_the_lock_tables_privilege_the_children_are_pointed_unlocked(mak
         engine = sa.create_engine(db.engine.url.set(username=user, password="pw"), poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
             copy = _copy_of_images(conn)
-            copy._point_foreign_keys(conn, "images", "_glance_new_images")
+            copy.cut_over.point_foreign_keys(conn, "images", "_glance_new_images")
         engine.dispose()
     finally:
         with db.engine.begin() as conn:
@@ -438,7 +439,7 @@ def test_without_the_lock_tables_privilege_the_children_are_pointed_unlocked(mak
 
 
 def test_statements_the_copy_takes():
-    alteration = table_copy.alteration
+    alteration = statements.alteration
     assert alteration("ALTER TABLE images MODIFY is_public BOOL NULL") == ("images", "MODIFY is_public BOOL NULL", True)
     assert alteration("CREATE INDEX visibility_image_idx ON images (visibility)") == (
         "images", "ADD INDEX IF NOT EXISTS visibility_image_idx (visibility)", True)
@@ -536,7 +537,7 @@ def test_a_trigger_the_server_lists_but_cannot_drop_is_cleared(make_database):
     file, on the test server's own data directory. The next run still clears everything."""
     db = make_database("mysql")
     datadir = db.scalar("SELECT @@datadir")
-    name_file = os.path.join(datadir, db.name, table_copy.TRIGGER % ("insert", "images") + ".TRN")
+    name_file = os.path.join(datadir, db.name, leftovers.TRIGGER % ("insert", "images") + ".TRN")
     phases.run(db.engine, "sync", version="mitaka02")
     expected = seed_pre_ocata(db, IMAGES)
     with db.engine.connect() as conn:
@@ -548,9 +549,9 @@ def test_a_trigger_the_server_lists_but_cannot_drop_is_cleared(make_database):
         pytest.skip(message)
     os.unlink(name_file)
     with pytest.raises(sa.exc.OperationalError) as refused:
-        db.rows("DROP TRIGGER %s" % table_copy.TRIGGER % ("insert", "images"))
-    assert refused.value.orig.args[0] == table_copy.NO_SUCH_TRIGGER
-    assert (table_copy.TRIGGER % ("insert", "images"),) in _leftovers(db)
+        db.rows("DROP TRIGGER %s" % leftovers.TRIGGER % ("insert", "images"))
+    assert refused.value.orig.args[0] == cut_over.NO_SUCH_TRIGGER
+    assert (leftovers.TRIGGER % ("insert", "images"),) in _leftovers(db)
     _glance_writes(db)
     phases.run(db.engine, "expand")
     assert _leftovers(db) == []
@@ -584,7 +585,7 @@ def test_sigterm_stops_a_copy_at_its_next_batch_and_clears_it(make_database, tmp
     while time.monotonic() < deadline:
         if db.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
                      "AND TABLE_NAME = '_glance_new_images'") and \
-                db.scalar("SELECT COUNT(*) FROM _glance_new_images") >= 2 * table_copy.BATCH_ROWS:
+                db.scalar("SELECT COUNT(*) FROM _glance_new_images") >= 2 * online.BATCH_ROWS:
             break
         time.sleep(0.01)
     os.kill(pid, signal.SIGTERM)

@@ -17,7 +17,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import (
     ConfigurationError,
 )
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mysql_online import (
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online.tablespace_hold import (
     HOLD_PREFIX,
 )
 from parity import HEAD, differences

@@ -194,7 +194,7 @@ def _preferred_tls_connection(pymysql):
     """PyMySQL's Connection, with its default TLS (PREFERRED: TLS whenever the server
     offers it, the certificate not verified) set up without loading the system's CA
     store: a context that verifies nothing never reads it, and loading it is most of
-    a connect's time. The settings are PyMySQL's own (tests/unit/test_direct_tls.py
+    a connect's time. The settings are PyMySQL's own (tests/unit/plugins/module_utils/glance_db/test_direct_tls.py
     compares them)."""
     class Connection(pymysql.connections.Connection):
         def _create_ssl_ctx(self, sslp):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """What a stopped run can leave in a MySQL/MariaDB Glance database, and how it is named.
 
-A shadow copy (table_copy.py) works under these names; a run stopped part-way
+A shadow copy (online/copier.py) works under these names; a run stopped part-way
 (killed, its node lost, its disk full) leaves some of them behind. Every module
 reads them here: the facts report them, the writing phases clear them under the
 migration lock before anything else, purge and metadefs refuse while they stand.

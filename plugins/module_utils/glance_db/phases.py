@@ -12,6 +12,7 @@ from . import state as db_state
 from .data_migrations import MIGRATIONS
 from .errors import ClusterNotReady, DowngradeRefused, MissingPrivilege, PhaseOrderError, UnsupportedEngine
 from .graph import CONTRACT, EXPAND, GRAPH
+from .online import expected_copies, runs_online
 from .options import OPTIONS, RunOptions
 from .profile import ServerProfile
 
@@ -28,7 +29,7 @@ class Plan(object):
         self.data_migrations = list(data_migrations)  # [(migration module, rows)]
         self.contract_revisions = list(contract_revisions)  # applied after them
         self.leftovers = []  # what a stopped run left (leftovers.read), cleared before the rest
-        self.table_copies = []  # MySQL, online: the shadow copies expected, with their room (estimate_copies)
+        self.table_copies = []  # MySQL, online: the shadow copies expected, with their room (online.expected_copies)
 
     @property
     def empty(self):
@@ -157,26 +158,8 @@ def plan_expand(state, version=None):
     if state.engine_name == "mysql" and "ocata_expand01" in revisions:
         _require_trigger_rights(state)
     plan = Plan("expand", revisions)
-    plan.table_copies = estimate_copies(state, revisions)
+    plan.table_copies = expected_copies(state, revisions)
     return plan
-
-
-def estimate_copies(state, revisions):
-    """The shadow copies an online run of ``revisions`` is expected to make on MySQL (each
-    revision's ``rebuilds`` of a table of table_copy.MIN_ROWS rows or more, as the server
-    estimates its rows), with the room each needs (table_copy.space_needed): one copy at a
-    time, so the largest is what must be free."""
-    if state.engine_name != "mysql":
-        return []
-    from .table_copy import MIN_ROWS, space_needed
-    found = []
-    for revision in revisions:
-        for table in getattr(GRAPH.get(revision).script, "rebuilds", ()):
-            size = state.table_sizes.get(table)
-            if size and size["rows"] >= MIN_ROWS:
-                found.append({"revision": revision, "table": table, "estimated_bytes": space_needed(
-                    size["data"], size["indexes"], bool((state.mysql or {}).get("binary_logging")))})
-    return found
 
 
 def _require_trigger_rights(state):
@@ -227,7 +210,7 @@ def plan_contract(state, version=None):
             "Contract cannot run while data migrations are pending (%s). Run "
             "glance_db_migrate first." % ", ".join("%s: %d rows" % w for w in waiting))
     plan = Plan("contract", contract_revisions=[r.id for r in GRAPH.pending(state.applied, target)])
-    plan.table_copies = estimate_copies(state, plan.contract_revisions)
+    plan.table_copies = expected_copies(state, plan.contract_revisions)
     return plan
 
 
@@ -360,7 +343,7 @@ def run(engine, phase, check_mode=False, options=None, **args):
 
 def _run(engine, phase, check_mode, options, plan_args):
     # Imported here: a run that settles from the direct read never compiles them.
-    from .mysql_online import TablespaceHold
+    from .online.tablespace_hold import TablespaceHold
     from .runner import Runner
     hold = TablespaceHold.for_server(options.mysql_datadir, engine.url) if options.mysql_datadir else None
     before_state = db_state.read(engine)
@@ -384,7 +367,7 @@ def _run(engine, phase, check_mode, options, plan_args):
         require_galera_ready(current, options.galera_min_cluster_size)
         if hold:
             hold.clear_leftovers()
-        runner = Runner(engine, online=phase != "sync", galera=profile.on_galera,
+        runner = Runner(engine, online=runs_online(phase), galera=profile.on_galera,
                         ddl_lock_wait_timeout=options.ddl_lock_wait_timeout, tablespace_hold=hold)
         cleared = list(current.leftovers)
         if cleared:

@@ -17,8 +17,9 @@ from .errors import DataLossRefused
 from .flow_control import for_connection, pause_after_batch, record
 from . import stopping
 from .graph import GRAPH
-from .mysql_online import OnlineDDL
+from .online.alembic_hook import OnlineDDL
 from .db_errors import BATCH, with_backoff
+from .revisions import CARRIED_TRIGGERS
 from .revisions.online import ONLINE_OPTION
 
 VERSION_TABLE = "alembic_version"
@@ -59,8 +60,9 @@ class Runner(object):
         self.sleep = sleep
         self.ddl_lock_wait_timeout = ddl_lock_wait_timeout
         self.warnings = []
+        # Glance's own triggers, which a shadow copy carries across its swap, come from the revisions.
         self.online_ddl = OnlineDDL(warn or self.warnings.append, hold=tablespace_hold, copy=online,
-                                    galera=galera)
+                                    galera=galera, carried=CARRIED_TRIGGERS)
 
     def _begin(self, ddl=True):
         conn = self.engine.connect()

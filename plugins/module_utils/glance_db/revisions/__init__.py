@@ -38,3 +38,7 @@ from . import (
 
 # Graph order comes from each script's own down_revision and depends_on.
 SCRIPTS = tuple(script for name, script in sorted(globals().items()) if name.startswith("rev_"))
+
+# Glance's triggers that a shadow copy carries across its swap (online/cut_over.py), each
+# declared by the revision that creates it: the online route itself knows none of Glance's.
+CARRIED_TRIGGERS = dict(item for script in SCRIPTS for item in getattr(script, "carried_triggers", {}).items())

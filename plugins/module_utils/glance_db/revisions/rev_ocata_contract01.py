@@ -18,7 +18,7 @@ branch_labels = ("ocata01", "contract")
 depends_on = "ocata_expand01"
 
 # The tables it rebuilds or indexes: on MySQL a large one goes through a shadow copy
-# (table_copy.py), whose disk space check mode estimates.
+# (online/copier.py), whose disk space check mode estimates.
 rebuilds = ("images",)
 
 # What the schema shows once this revision is applied (state.py checks it against alembic_version).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..deps import op, sa
 from .online import triggers_wanted
-from .visibility import INSERT_TRIGGER, UPDATE_TRIGGER, visibility_type
+from .visibility import CARRIED, INSERT_TRIGGER, UPDATE_TRIGGER, visibility_type
 
 revision = "ocata_expand01"
 down_revision = "mitaka02"
@@ -17,11 +17,15 @@ branch_labels = ("expand",)
 depends_on = None
 
 # The tables it rebuilds or indexes: on MySQL a large one goes through a shadow copy
-# (table_copy.py), whose disk space check mode estimates.
+# (online/copier.py), whose disk space check mode estimates.
 rebuilds = ("images",)
 
 # What the schema shows once this revision is applied (state.py checks it against alembic_version).
 schema_marker = ("images.visibility", True)
+
+# Its triggers, which a shadow copy of images carries across its swap until
+# ocata_contract01 drops them (online/cut_over.py).
+carried_triggers = CARRIED
 
 
 def upgrade():

@@ -15,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 # The tables it rebuilds or indexes: on MySQL a large one goes through a shadow copy
-# (table_copy.py), whose disk space check mode estimates.
+# (online/copier.py), whose disk space check mode estimates.
 rebuilds = ("images",)
 
 # What the schema shows once this revision is applied (state.py checks it against alembic_version).

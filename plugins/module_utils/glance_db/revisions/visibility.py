@@ -7,6 +7,8 @@ The MySQL triggers let release N-1 nodes (writing is_public) and release N nodes
 
 from __future__ import annotations
 
+import functools
+
 from ..deps import sa
 
 VISIBILITY_VALUES = ("private", "public", "shared", "community")
@@ -96,7 +98,7 @@ _STAND_IN_GUARD = "IF EXISTS (SELECT 1 FROM images WHERE images.id = NEW.id) THE
 def create_trigger(glance_name, table="images", name=None, precedes=None, stand_in=False):
     """CREATE TRIGGER for one of Glance's two triggers, by default exactly as Glance's.
 
-    A shadow-table copy of images (table_copy.py) carries them across its swap with
+    A shadow-table copy of images (online/cut_over.py) carries them across its swap with
     stand-ins: the same trigger under another ``name``, on another ``table``, whose
     refusals are no-ops. Alone, a stand-in derives as Glance's does; run after
     Glance's own (``precedes`` the stand-in), it finds the row consistent and changes
@@ -111,3 +113,8 @@ def create_trigger(glance_name, table="images", name=None, precedes=None, stand_
 
 INSERT_TRIGGER = create_trigger("insert_visibility")
 UPDATE_TRIGGER = create_trigger("update_visibility")
+
+
+# The two as a shadow copy of images carries them across its swap (online/cut_over.py):
+# Glance's name -> create(table, name=None, precedes=None, stand_in=False).
+CARRIED = dict((glance_name, functools.partial(create_trigger, glance_name)) for glance_name in TRIGGER_NAMES)

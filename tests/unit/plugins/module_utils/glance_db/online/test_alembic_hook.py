@@ -1,6 +1,6 @@
 """Pin the one private Alembic hook the engine relies on.
 
-mysql_online.OnlineDDL.install wraps ``context.impl._exec`` (Alembic's
+online.alembic_hook.OnlineDDL.install wraps ``context.impl._exec`` (Alembic's
 DefaultImpl._exec, private): every statement an operation emits must pass
 through it, or LOCK=NONE, the lock-wait retries, the shadow-table copy of a
 large table and the "already done" resume of a killed run are silently lost. If an Alembic upgrade renames the method or

@@ -1,10 +1,10 @@
-"""mysql_online._online_form: the LOCK=NONE form of each DDL statement (no database)."""
+"""online.statements.lock_none_form: the LOCK=NONE form of each DDL statement (no database)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mysql_online import _online_form
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online.statements import lock_none_form
 
 
 @pytest.mark.parametrize("sql,online", [
@@ -18,7 +18,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.mys
     ("drop index `ix` on `t`;", "ALTER TABLE `t` DROP INDEX `ix`, LOCK=NONE"),
 ])
 def test_online_form(sql, online):
-    assert _online_form(sql) == online
+    assert lock_none_form(sql) == online
 
 
 @pytest.mark.parametrize("sql", [
@@ -30,4 +30,4 @@ def test_online_form(sql, online):
     "DROP INDEX ix ON t USING BTREE",  # not the plain form: left as it is
 ])
 def test_statements_without_a_lock_clause(sql):
-    assert _online_form(sql) is None
+    assert lock_none_form(sql) is None

@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+"""Rebuild a large MySQL/MariaDB table without holding its writers: a shadow-table copy.
+
+An ALTER TABLE that rebuilds a table (MODIFY, CHANGE) or builds an index holds
+the application's writes: on one server at its end (an exclusive metadata lock,
+then the old file's delete), on Galera for its whole run (Total Order Isolation:
+every node's writers wait). On a table a copy takes (the route, in __init__.py)
+an online expand or contract takes this route instead (the pt-online-schema-change
+one):
+
+1. ``_glance_new_<table>`` is created LIKE the table and the ALTER runs on it,
+   empty, so at once;
+2. three AFTER triggers on the table repeat each insert, update and delete on it;
+3. the rows are copied in primary-key batches, each its own short transaction
+   with its source rows share-locked (a write to them waits for the batch, or
+   the batch sees it); on Galera, batches are smaller (GALERA_BATCH_ROWS), and
+   one that lost certification to a write through another node runs again;
+4. to 6. the cut-over (cut_over.py): the child tables' foreign keys are pointed at
+   the copy, one ``RENAME TABLE`` swaps the names, the old copy is dropped with
+   the triggers, and the table's own triggers (Glance's, passed in as ``carried``)
+   are carried across.
+
+What is left is what the ALTER alone gives: the same columns, indexes and
+constraint names, so parity holds. A run stopped part-way leaves a copy
+behind: the next one removes it first (it holds the migration lock).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..flow_control import for_connection, pause_after_batch
+from .. import leftovers, stopping
+from ..leftovers import NEW, TRIGGER
+from ..db_errors import (BATCH, NO_SUCH_TABLE, ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED, code_of,
+                         with_backoff)
+from . import BATCH_ROWS, GALERA_BATCH_ROWS, MIN_ROWS, inspector, takes_copy
+from .cut_over import CutOver
+from .inspector import refuse_without_room, space_text
+
+EVENTS = ("insert", "update", "delete")
+# CREATE TRIGGER refused: binary logging without SUPER or log_bin_trust_function_creators
+# (1419), or no TRIGGER privilege (1142).
+TRIGGERS_REFUSED = (ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED)
+
+
+class CopyRefused(Exception):
+    """The server would not let the copy keep itself in step; nothing of it is left."""
+
+
+class TableCopy(object):
+    """Runs ALTER TABLE statements on large tables through a shadow copy (see the module's doc)."""
+
+    def __init__(self, run_ddl, galera=False, sleep=time.sleep, batch_rows=None, min_rows=MIN_ROWS,
+                 warn=None, datadir=None, carried=None):
+        self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
+        self.warn = warn or (lambda text: None)
+        self.datadir = datadir  # the server's data directory on this host (mysql_datadir), or None
+        self._sizes = {}  # table -> the largest (data, indexes) seen in this run
+        self.galera = galera
+        self.sleep = sleep
+        self.batch_rows = batch_rows or (GALERA_BATCH_ROWS if galera else BATCH_ROWS)
+        self.min_rows = min_rows
+        self.carried = carried or {}  # Glance's triggers a swap carries across (cut_over.py)
+        self.cut_over = CutOver(run_ddl, galera=galera, sleep=sleep, carried=self.carried)
+        self.copies = []  # {"table", "alter", "rows", "seconds", "batches"} per copy made
+
+    def wanted(self, conn, table):
+        """Whether this copy takes ``table`` (takes_copy, with its threshold and carried triggers)."""
+        return takes_copy(conn, table, self.carried, self.min_rows)
+
+    def rebuild(self, conn, table, clause):
+        """ALTER TABLE ``table`` ``clause`` through a shadow copy."""
+        started = time.monotonic()
+        self.clear_leftovers(conn, table)
+        needed = self._check_space(conn, table)
+        new = NEW % table
+        self.run_ddl(conn, "CREATE TABLE `%s` LIKE `%s`" % (new, table))
+        try:
+            before = inspector.definition(conn, new)
+            self.run_ddl(conn, "ALTER TABLE `%s` %s" % (new, clause))
+            if inspector.definition(conn, new) == before:  # e.g. a resumed run: the table has it already
+                self.run_ddl(conn, "DROP TABLE `%s`" % new)
+                return
+            kept = set(inspector.columns(conn, table))
+            columns = [c for c in inspector.columns(conn, new) if c in kept]
+            key = inspector.primary_key(conn, table)[0]
+            for event in EVENTS:
+                try:
+                    self.run_ddl(conn, self._trigger(event, table, new, columns, key))
+                except Exception as exc:  # sa.exc.DBAPIError; its code tells a refusal
+                    if code_of(exc) not in TRIGGERS_REFUSED:
+                        raise
+                    raise CopyRefused(str(getattr(exc, "orig", exc)))
+            rows, batches = self._copy(conn, table, new, columns, key)
+            self.cut_over.prepare(conn, table, new)
+        except BaseException:
+            self._clear_after_failure(conn, table)
+            raise
+        self.cut_over.swap(conn, table, new)
+        self.copies.append({"table": table, "alter": clause, "rows": rows, "batches": batches,
+                            "seconds": round(time.monotonic() - started, 2), "estimated_bytes": needed})
+
+    def _check_space(self, conn, table):
+        """The room the copy needs (inspector.room_needed); refused when the data directory
+        is at hand and lacks it, else a warning says how much to have: the server does not
+        report its free disk."""
+        needed = inspector.room_needed(conn, table, self.datadir, self._sizes)
+        if self.datadir:
+            refuse_without_room(table, needed, self.datadir)
+        else:
+            self.warn("A shadow copy of table %s needs about %s free in the database server's data "
+                      "directory; the server does not report its free space, so it was not checked. "
+                      "Run on the database server with mysql_datadir to have it checked." % (table, space_text(needed)))
+        return needed
+
+    def _clear_after_failure(self, conn, table):
+        """Clear a failed copy's leftovers where the connection still works. Where it does not
+        (the node died or froze: the error being raised says so), the next run clears them
+        (clear_all_leftovers): a clearing's own error must not hide the first one."""
+        if conn.invalidated:
+            return
+        try:
+            self.clear_leftovers(conn, table)
+        except Exception:  # pylint: disable=broad-except
+            pass
+
+    def clear_all_leftovers(self, conn):
+        """Clear what any stopped copy left, whichever table it was of: a run resumed
+        later need not copy that table again (the caller holds the migration lock)."""
+        found = leftovers.read(lambda sql: conn.exec_driver_sql(sql).fetchall())
+        for table in sorted(set(leftovers.table_of(item["table"]) for item in found)):
+            self.clear_leftovers(conn, table)
+
+    def clear_leftovers(self, conn, table):
+        """Remove what a stopped copy of ``table`` left: triggers, the copy (its children
+        pointed back at the table first), or the old copy after a swap. Only what
+        exists is dropped: on Galera every statement runs in isolation. The copy's
+        triggers are confirmed gone before the copy they write to is dropped."""
+        new = NEW % table
+        self.cut_over.drop_triggers(conn, table, [TRIGGER % (event, table) for event in EVENTS])
+        if inspector.exists(conn, new):
+            self.cut_over.point_foreign_keys(conn, new, table)
+            self.run_ddl(conn, "DROP TABLE `%s`" % new)
+        self.cut_over.restore_foreign_keys(conn, table)
+        self.cut_over.drop_old(conn, table)
+        self.cut_over.restore_carried(conn, table)
+
+    @staticmethod
+    def _trigger(event, table, new, columns, key):
+        names = ", ".join("`%s`" % c for c in columns)
+        values = ", ".join("NEW.`%s`" % c for c in columns)
+        updates = ", ".join("`%s` = VALUES(`%s`)" % (c, c) for c in columns)
+        upsert = "INSERT INTO `%s` (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s" % (new, names, values, updates)
+        if event == "insert":
+            body = upsert
+        elif event == "delete":
+            body = "DELETE FROM `%s` WHERE `%s` = OLD.`%s`" % (new, key, key)
+        else:
+            body = ("IF NOT (OLD.`{k}` <=> NEW.`{k}`) THEN DELETE FROM `{n}` WHERE `{k}` = OLD.`{k}`; "
+                    "END IF; {u}").format(k=key, n=new, u=upsert)
+        # A copy that is gone (a stopped run's, cleared but for a trigger the server kept)
+        # must not fail the application's write; it is never swapped in, so nothing is
+        # missed. Only that error: any other (a full disk) still fails the write, as the
+        # table's own write would.
+        return ("CREATE TRIGGER `%s` AFTER %s ON `%s` FOR EACH ROW BEGIN DECLARE CONTINUE HANDLER FOR %d "
+                "BEGIN END; %s; END" % (TRIGGER % (event, table), event.upper(), table, NO_SUCH_TABLE, body))
+
+    def _copy(self, conn, table, new, columns, key):
+        """Copy every row up to the largest key there once the triggers are in place, in
+        primary-key batches; return (rows copied, batches). A row with a larger key was
+        inserted with the triggers in place, so it is in the copy already: a copy that
+        went on to the end of the table would chase the application's inserts for as long
+        as they come faster than its batches (at the end of the key order, as a test's
+        sequential ids are)."""
+        names = ", ".join("`%s`" % c for c in columns)
+        copy = ("INSERT INTO `{n}` ({c}) SELECT {c} FROM `{t}` WHERE {where} LOCK IN SHARE MODE "
+                "ON DUPLICATE KEY UPDATE `{n}`.`{k}` = `{n}`.`{k}`")
+        rows = batches = 0
+        after = None
+        with conn.engine.connect() as batch_conn:
+            # No gap locks: the application's inserts between two keys of a batch need not wait.
+            # The server's row-lock wait, not the DDL sessions' short one (the pool may hand one over).
+            batch_conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            batch_conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+            batch_conn.commit()
+            # Every write before the triggers was committed before CREATE TRIGGER could take the table.
+            upper = inspector.scalar(batch_conn, "SELECT MAX(`%s`) FROM `%s`" % (key, table))
+            batch_conn.rollback()
+            if upper is None:
+                return rows, batches
+            pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
+            while True:
+                stopping.check("while copying %s (%d rows copied)" % (table, rows))
+                pacing.before()
+                started = time.monotonic()
+                where, params = "`%s` <= %%s" % key, [upper]
+                if after is not None:
+                    where, params = where + " AND `%s` > %%s" % key, params + [after]
+                last = inspector.scalar(batch_conn, "SELECT `%s` FROM `%s` WHERE %s ORDER BY `%s` LIMIT 1 OFFSET %d"
+                                        % (key, table, where, key, pacing.batch_size - 1), *params)
+                batch_conn.rollback()
+                if last is not None:  # else the last batch: every row after ``after`` up to ``upper``
+                    where, params = where + " AND `%s` <= %%s" % key, params + [last]
+                rows += self._batch(batch_conn, copy.format(n=new, c=names, t=table, k=key, where=where), params)
+                batches += 1
+                if last is None:
+                    return rows, batches
+                after = last
+                pacing.after()
+                pause_after_batch(time.monotonic() - started, self.sleep)
+
+    def _batch(self, conn, sql, params):
+        """One copy batch in its own transaction, run again after a deadlock (Galera: lost
+        certification), as the data migration batches are."""
+        def batch():
+            with conn.begin():
+                return conn.exec_driver_sql(sql, tuple(params)).rowcount
+        return with_backoff(batch, BATCH, self.sleep)
