@@ -13,7 +13,7 @@ time; the general log of the server is kept around the first non-deadlock error.
     python tests/functional/swap_stress.py [--swaps N] [--writers N] [--burn N] [--no-general-log]
 
 prints one JSON line per swap with errors, then a summary; exit 1 when a write failed
-with anything but a deadlock. ``run`` is what tests/functional/test_swap_stress.py calls.
+with anything but a deadlock. ``run`` is what tests/functional/test_swap_race.py calls.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import sys
 import threading
 import time

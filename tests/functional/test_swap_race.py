@@ -72,21 +72,25 @@ def test_a_write_queued_at_the_swap_succeeds(make_database):
     held, queued = str(uuid.uuid4()), str(uuid.uuid4())
     outcome = {}
 
+    def create():
+        try:
+            _create(writer, queued, False)
+            writer.commit()
+            outcome["writer"] = "ok"
+        except pymysql.MySQLError as exc:
+            outcome["writer"] = exc.args
+            writer.rollback()  # its transaction would hold images from the swap's later statements
+
     def queue_a_writer():
-        outcome["rename_waited"] = _wait_for(db, "RENAME TABLE `images`")
-        def create():
-            try:
-                _create(writer, queued, False)
-                writer.commit()
-                outcome["writer"] = "ok"
-            except pymysql.MySQLError as exc:
-                outcome["writer"] = exc.args
-                writer.rollback()  # its transaction would hold images from the swap's later statements
         thread = threading.Thread(target=create)
-        thread.start()
-        outcome["writer_waited"] = _wait_for(db, "INSERT INTO images")
-        holder.commit()
-        thread.join(60)
+        try:
+            outcome["rename_waited"] = _wait_for(db, "RENAME TABLE `images`")
+            thread.start()
+            outcome["writer_waited"] = _wait_for(db, "INSERT INTO images")
+        finally:
+            holder.commit()  # whatever happened: the swap must not wait for ever
+        if thread.ident:
+            thread.join(60)
 
     def run_ddl(conn, sql):
         if sql.startswith("RENAME TABLE `images`"):
@@ -100,6 +104,7 @@ def test_a_write_queued_at_the_swap_succeeds(make_database):
     copy = table_copy.TableCopy(run_ddl, min_rows=1)
     try:
         with db.engine.connect() as conn:
+            conn.exec_driver_sql("SET SESSION lock_wait_timeout = 60")
             copy.rebuild(conn, "images", "ADD INDEX IF NOT EXISTS race_size_idx (size)")
         choreography.join(60)
     finally:
