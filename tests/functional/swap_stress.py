@@ -182,7 +182,7 @@ def run(server, swaps=60, writers=8, burn=0, images=IMAGES, general_log=True, st
     burners = []
     if burn:
         stop_at = time.time() + 3600
-        burners = [multiprocessing.Process(target=_burn, args=(stop_at,), daemon=True) for _ in range(burn)]
+        burners = [multiprocessing.Process(target=_burn, args=(stop_at,), daemon=True) for _n in range(burn)]
         for proc in burners:
             proc.start()
     swapper = Swapper(engine)
@@ -226,7 +226,7 @@ def run(server, swaps=60, writers=8, burn=0, images=IMAGES, general_log=True, st
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--swaps", type=int, default=60)
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--burn", type=int, default=0, help="busy processes beside (machine load)")
