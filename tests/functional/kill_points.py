@@ -117,13 +117,15 @@ POINTS = [
 ]
 BY_NAME = dict((p.name, p) for p in POINTS)
 # SIGTERM, which a run should answer by stopping at its next safe point and clearing its copy
-# (issue 21 point 1), on a subset: one of each kind of copy step (migrate has no copy to clear).
+# (issue 21 point 1): at every point, the run's own end ("stopped": it exits by itself, with
+# nothing of ours left) and a Glance write on what it left; every next module on a subset, one
+# of each kind of copy step (migrate has no copy to clear).
 SIGTERM_POINTS = ["expand-mid-copy", "expand-fks-repointed", "expand-carried-swapped", "contract-mid-copy"]
 NEXT = ("glance", "sync", "expand", "migrate", "contract", "facts", "purge", "metadefs")
 
 
-def cells(points, signal_name):
-    return [(signal_name, point, step) for point in points for step in NEXT]
+def cells(points, signal_name, steps=NEXT):
+    return [(signal_name, point, step) for point in points for step in steps]
 
 
 # The cells in three test files, so that scripts/test's two workers (whole files each) share them.
@@ -131,7 +133,9 @@ FIRST_COPY = [p.name for p in POINTS if p.phase == "expand" and not p.name.start
 GROUPS = {
     "first_copy": cells(FIRST_COPY, "kill"),
     "carried_migrate_contract": cells([p.name for p in POINTS if p.name not in FIRST_COPY], "kill"),
-    "sigterm": cells(SIGTERM_POINTS, "term"),
+    "sigterm": cells(SIGTERM_POINTS, "term")
+    + cells([p.name for p in POINTS], "term", ("stopped",))
+    + cells([p.name for p in POINTS if p.name not in SIGTERM_POINTS], "term", ("glance",)),
 }
 
 
@@ -282,6 +286,7 @@ class States(object):
                 done = kill_run(point, signal_name, url_of(name), self.dir)
                 dump(name, path)
                 info = dict(info, exit=done.returncode, output=(done.stdout + done.stderr)[-2000:],
+                            result=last_json(done.stdout),
                             leftovers=leftovers(url_of(name)))
             finally:
                 drop_database(name)
@@ -560,6 +565,40 @@ def _schema_and_rows(step, point, url, info):
     return problems
 
 
+STOPPED_ON_SIGTERM = "The run stopped on SIGTERM"
+
+
+def last_json(printed):
+    """The last line of ``printed`` that is a JSON object (a module's result), or {}."""
+    for line in reversed(printed.strip().splitlines()):
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(result, dict):
+            return result
+    return {}
+
+
+def stopped_problems(info):
+    """Issue 21 point 1: a run sent SIGTERM stops at its next safe point (a copy batch, a
+    data migration batch, a revision) and clears its copy, as on Ctrl-C. It exits by itself
+    (not ended by the signal), with one msg that says it stopped, or with the phase done where
+    no safe point came after the signal; nothing of ours is left in either case."""
+    problems = []
+    if info["exit"] < 0:
+        problems.append("ended by signal %d instead of stopping at a safe point" % -info["exit"])
+    result = info["result"]
+    msg = " ".join(str(result.get("msg") or "").split())
+    if result.get("failed") and STOPPED_ON_SIGTERM not in msg:
+        problems.append("fails without saying it stopped on SIGTERM: %s" % (msg or info["output"][-300:]))
+    elif not result:
+        problems.append("prints no result: %s" % info["output"][-300:])
+    if info["leftovers"]:
+        problems.append("leaves %s" % info["leftovers"])
+    return problems
+
+
 def check(step, point, url, info, client):
     """The problems (none: the cell passes) of ``step`` on the stopped state at ``url``."""
     before = leftovers(url)
@@ -642,11 +681,15 @@ def run_cell(cell, states, client):
     signal_name, point_name, step = cell
     point = BY_NAME[point_name]
     path, info = states.stopped(point, signal_name)
-    name = states.database_from(path)
-    try:
-        problems = check(step, point, url_of(name), info, client)
-    finally:
-        drop_database(name)
-    record(cell, "pass" if not problems else "; ".join(problems))
+    if step == "stopped":
+        problems = stopped_problems(info)
+    else:
+        name = states.database_from(path)
+        try:
+            problems = check(step, point, url_of(name), info, client)
+        finally:
+            drop_database(name)
+    said = " ".join(str(info.get("result", {}).get("msg") or "").split()) if step == "stopped" else ""
+    record(cell, "pass" if not problems else "; ".join(problems), said)
     assert not problems, "%s (%s; the stopped run left %s): %s" % (
         cell_id(cell), point.what, info["leftovers"], "; ".join(problems))

@@ -1,5 +1,7 @@
-"""Issue 21 point 4: every kill point of the online route on one MariaDB server, then
-every next module (contract 12, "Never break Glance"; contract 9): SIGTERM at one point of each kind.
+"""Issue 21 points 1 and 4: SIGTERM at every kill point of the online route on one MariaDB
+server (every step of a shadow copy, and of migrate): the run stops at its next safe point and
+clears its copy (cell "stopped"), and a Glance write succeeds on what it left (cell "glance");
+at one point of each kind, every next module too (contract 12, "Never break Glance"; contract 9).
 
 How, and what each cell checks: kill_points.py. One cell is one test id: SIGNAL-POINT-NEXT.
 """

@@ -150,7 +150,8 @@ class TableCopy(object):
     def _trigger(event, table, new, columns, key):
         names = ", ".join("`%s`" % c for c in columns)
         values = ", ".join("NEW.`%s`" % c for c in columns)
-        updates = ", ".join("`%s` = VALUES(`%s`)" % (c, c) for c in columns)
+        # NEW: the table's row as it is, not the insert as the copy's stand-in left it.
+        updates = ", ".join("`%s` = NEW.`%s`" % (c, c) for c in columns)
         upsert = "INSERT INTO `%s` (%s) VALUES (%s) ON DUPLICATE KEY UPDATE %s" % (new, names, values, updates)
         if event == "insert":
             body = upsert
