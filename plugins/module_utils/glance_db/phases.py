@@ -367,8 +367,7 @@ def _run(engine, phase, check_mode, options, plan_args):
         require_galera_ready(current, options.galera_min_cluster_size)
         if hold:
             hold.clear_leftovers()
-        runner = Runner(engine, online=runs_online(phase), galera=profile.on_galera,
-                        ddl_lock_wait_timeout=options.ddl_lock_wait_timeout, tablespace_hold=hold)
+        runner = Runner(engine, options, profile, online=runs_online(phase), tablespace_hold=hold)
         cleared = list(current.leftovers)
         if cleared:
             runner.clear_copy_leftovers()

@@ -19,6 +19,8 @@ from . import stopping
 from .graph import GRAPH
 from .online.alembic_hook import OnlineDDL
 from .db_errors import BATCH, with_backoff
+from .options import RunOptions
+from .profile import ServerProfile
 from .revisions import CARRIED_TRIGGERS
 from .revisions.online import ONLINE_OPTION
 
@@ -51,18 +53,22 @@ def write_version_rows(conn, rows):
 class Runner(object):
     """Writes to one database; the caller holds the migration lock."""
 
-    def __init__(self, engine, online=False, ddl_lock_wait_timeout=None, warn=None,
-                 sleep=time.sleep, tablespace_hold=None, galera=False):
+    def __init__(self, engine, options=None, profile=None, online=False, warn=None,
+                 sleep=time.sleep, tablespace_hold=None):
+        """``options``: the run's options.RunOptions; ``profile``: the server's profile.ServerProfile
+        (read by the caller; by default a server that is no Galera node)."""
         self.engine = engine
+        self.options = options or RunOptions()
+        self.profile = profile or ServerProfile(engine.url.get_backend_name())
         self.online = online
-        self.galera = galera  # a Galera node: batches back off under flow control
+        self.galera = self.profile.on_galera  # a Galera node: batches back off under flow control
         self.flow_control = {}  # data migration name -> FlowControl.result(), on Galera
         self.sleep = sleep
-        self.ddl_lock_wait_timeout = ddl_lock_wait_timeout
+        self.ddl_lock_wait_timeout = self.options.ddl_lock_wait_timeout
         self.warnings = []
         # Glance's own triggers, which a shadow copy carries across its swap, come from the revisions.
-        self.online_ddl = OnlineDDL(warn or self.warnings.append, hold=tablespace_hold, copy=online,
-                                    galera=galera, carried=CARRIED_TRIGGERS)
+        self.online_ddl = OnlineDDL(warn or self.warnings.append, self.options, self.profile, hold=tablespace_hold,
+                                    copy=online, carried=CARRIED_TRIGGERS)
 
     def _begin(self, ddl=True):
         conn = self.engine.connect()

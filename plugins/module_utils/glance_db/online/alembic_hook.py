@@ -54,14 +54,14 @@ ALREADY_DONE = {
 class OnlineDDL(object):
     """Wraps an Alembic MigrationContext's statement execution (MySQL only)."""
 
-    def __init__(self, warn, sleep=time.sleep, hold=None, copy=False, galera=False, carried=None):
+    def __init__(self, warn, options=None, profile=None, sleep=time.sleep, hold=None, copy=False, carried=None):
         self.warn = warn
         self.sleep = sleep
         self.hold = hold  # a TablespaceHold, or None
         self.resumed = []  # statements found already done by an interrupted run
         self.carried = carried  # Glance's triggers a copy carries across its swap (cut_over.py)
         # Online: a large table's rebuild or index build through a shadow copy (copier.py).
-        self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep, warn=warn,
+        self.copy = TableCopy(self._ddl, options, profile, sleep=sleep, warn=warn,
                               datadir=hold.datadir if hold else None, carried=carried) if copy else None
         self._queued = None  # (connection, table, [(ALTER clause, rebuilds, plain run)])
 

@@ -32,6 +32,8 @@ import time
 from ..flow_control import for_connection, pause_after_batch
 from .. import leftovers, stopping
 from ..leftovers import NEW, TRIGGER
+from ..options import RunOptions
+from ..profile import ServerProfile
 from ..db_errors import (BATCH, NO_SUCH_TABLE, ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED, code_of,
                          with_backoff)
 from . import BATCH_ROWS, GALERA_BATCH_ROWS, MIN_ROWS, inspector, takes_copy
@@ -51,18 +53,22 @@ class CopyRefused(Exception):
 class TableCopy(object):
     """Runs ALTER TABLE statements on large tables through a shadow copy (see the module's doc)."""
 
-    def __init__(self, run_ddl, galera=False, sleep=time.sleep, batch_rows=None, min_rows=MIN_ROWS,
+    def __init__(self, run_ddl, options=None, profile=None, sleep=time.sleep, batch_rows=None, min_rows=MIN_ROWS,
                  warn=None, datadir=None, carried=None):
+        """``options``: the run's options.RunOptions; ``profile``: the server's profile.ServerProfile
+        (by default a MySQL server that is no Galera node)."""
         self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
+        self.options = options or RunOptions()
+        profile = profile or ServerProfile("mysql")
         self.warn = warn or (lambda text: None)
         self.datadir = datadir  # the server's data directory on this host (mysql_datadir), or None
         self._sizes = {}  # table -> the largest (data, indexes) seen in this run
-        self.galera = galera
+        self.galera = profile.on_galera
         self.sleep = sleep
-        self.batch_rows = batch_rows or (GALERA_BATCH_ROWS if galera else BATCH_ROWS)
+        self.batch_rows = batch_rows or (GALERA_BATCH_ROWS if self.galera else BATCH_ROWS)
         self.min_rows = min_rows
         self.carried = carried or {}  # Glance's triggers a swap carries across (cut_over.py)
-        self.cut_over = CutOver(run_ddl, galera=galera, sleep=sleep, carried=self.carried)
+        self.cut_over = CutOver(run_ddl, profile, sleep=sleep, carried=self.carried)
         self.copies = []  # {"table", "alter", "rows", "seconds", "batches"} per copy made
 
     def wanted(self, conn, table):

@@ -54,9 +54,9 @@ class LeftoverTrigger(GlanceDbError):
 class CutOver(object):
     """Puts a complete copy in its table's place (see the module's doc)."""
 
-    def __init__(self, run_ddl, galera=False, sleep=time.sleep, carried=None):
+    def __init__(self, run_ddl, profile=None, sleep=time.sleep, carried=None):
         self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
-        self.galera = galera
+        self.galera = profile is not None and profile.on_galera
         self.sleep = sleep
         self.carried = carried or {}  # Glance's trigger name -> create(table, name=, precedes=, stand_in=)
 
