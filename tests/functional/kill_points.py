@@ -502,13 +502,9 @@ def run_module(name, url, **args):
         status = os.waitpid(pid, 0)[1]
         out.seek(0)
         printed = out.read().decode(errors="replace")
-    for line in reversed(printed.strip().splitlines()):
-        try:
-            result = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(result, dict):
-            return result
+    result = last_json(printed)
+    if result:
+        return result
     return {"failed": True, "msg": "no JSON result (wait status %s): %s" % (status, printed[-2500:]),
             "unparsed": True}
 

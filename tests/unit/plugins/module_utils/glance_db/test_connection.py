@@ -13,10 +13,11 @@ def test_later_files_and_conf_d_win(tmp_path):
     main.write_text("[DEFAULT]\ndebug = true\n[database]\nconnection = sqlite:////one\n")
     conf_d = tmp_path / "glance-api.conf.d"
     conf_d.mkdir()
-    (conf_d / "20-db.conf").write_text("[database]\nconnection = sqlite:////three\n")
-    (conf_d / "10-db.conf").write_text("[database]\nconnection = sqlite:////two\n")
-    (conf_d / "99-other.conf").write_text("[keystone_authtoken]\nauth_url = http://x\n")
-    (conf_d / "ignored.txt").write_text("[database]\nconnection = sqlite:////never\n")
+    for name, text in {"20-db.conf": "[database]\nconnection = sqlite:////three\n",
+                       "10-db.conf": "[database]\nconnection = sqlite:////two\n",
+                       "99-other.conf": "[keystone_authtoken]\nauth_url = http://x\n",
+                       "ignored.txt": "[database]\nconnection = sqlite:////never\n"}.items():
+        (conf_d / name).write_text(text)
     assert connection.url_and_source(config_file=[str(main)])[0] == "sqlite:////one"
     assert connection.url_and_source(config_file=[str(main)], config_dir=str(conf_d))[0] == "sqlite:////three"
 
