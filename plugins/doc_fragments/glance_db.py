@@ -117,3 +117,21 @@ options:
       - Writing phases always refuse a node that is not C(Primary) and C(Synced).
     type: int
 """
+
+    # The options of the phases that copy tables (expand, contract).
+    SHADOW_COPY = r"""
+options:
+  hold_swap:
+    description:
+      - On MySQL/MariaDB, hold each shadow copy's swap until the operator releases it, as gh-ost's postponed
+        cut-over does. Its value is the path of a release file on the host that runs the module.
+      - Once a copy has all its rows, the module writes this file (saying which table waits) and waits while it
+        exists; remove it to release the swap (C(rm <path>)), at a moment of your choosing. Each copy of the run
+        holds again, so a run that copies three times writes the file three times.
+      - While held, the copy's triggers keep it in step (each write to the table also writes the copy), the
+        migration lock stays held (on Galera its lease is renewed by its heartbeat thread), and the time counts
+        toward Ansible's C(async) limit, past which the job is killed and the next run copies again.
+      - Refused before anything is changed when the file's directory is missing or not writable.
+      - Unset (the default), each swap follows its copy at once.
+    type: path
+"""

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - openstack_ops.glance.glance_db
   - openstack_ops.glance.glance_db.LOCK
   - openstack_ops.glance.glance_db.SCHEMA_CHANGE
+  - openstack_ops.glance.glance_db.SHADOW_COPY
 attributes:
   check_mode:
     support: full
@@ -118,11 +119,11 @@ table_copies:
       estimated_bytes: {data: 63963136, indexes: 52510720, binary_log: 0, total: 116473856}
 """
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import PHASE_OPTIONS, GlanceDbModule
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import COPYING_PHASE_OPTIONS, GlanceDbModule
 
 
 class GlanceDbContract(GlanceDbModule):
-    run_options = PHASE_OPTIONS
+    run_options = COPYING_PHASE_OPTIONS
     settles_directly = True
     returns_table_copies = True
     argument_spec = dict(version=dict(type="str", default="heads"))

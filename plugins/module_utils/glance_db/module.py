@@ -18,7 +18,8 @@ from .db_errors import check_connection, describe_db_error
 from .deps import MissingLibrary, missing_libraries, sa
 from .drivers import MissingDriver
 from .errors import GlanceDbError
-from .options import DATA_MIGRATION_OPTIONS, LOCK_OPTIONS, SCHEMA_CHANGE_OPTIONS, RunOptions, argument_spec
+from .options import (DATA_MIGRATION_OPTIONS, LOCK_OPTIONS, SCHEMA_CHANGE_OPTIONS, SHADOW_COPY_OPTIONS, RunOptions,
+                      argument_spec)
 
 
 def connection_argument_spec():
@@ -34,6 +35,8 @@ def connection_argument_spec():
 # (migrate adds DATA_MIGRATION_OPTIONS). Purge, metadefs and restore take LOCK_OPTIONS alone.
 PHASE_OPTIONS = LOCK_OPTIONS + SCHEMA_CHANGE_OPTIONS
 MIGRATE_OPTIONS = PHASE_OPTIONS + DATA_MIGRATION_OPTIONS
+# expand and contract, the phases that copy tables, also take hold_swap.
+COPYING_PHASE_OPTIONS = PHASE_OPTIONS + SHADOW_COPY_OPTIONS
 
 
 class GlanceDbModule(object):

@@ -20,6 +20,8 @@ OPTIONS = dict(
     read_timeout=("int", 900),
     mysql_datadir=("path", None),
     galera_min_cluster_size=("int", None),
+    # Shadow copies (expand, contract).
+    hold_swap=("path", None),
     # Data migrations (migrate, and sync's).
     batch_size=("int", 5000),
     max_rows=("int", None),
@@ -28,6 +30,7 @@ OPTIONS = dict(
 # The groups a module takes whole.
 LOCK_OPTIONS = ("lock_timeout", "galera_lock_ttl", "galera_lock_database")
 SCHEMA_CHANGE_OPTIONS = ("ddl_lock_wait_timeout", "read_timeout", "mysql_datadir", "galera_min_cluster_size")
+SHADOW_COPY_OPTIONS = ("hold_swap",)
 DATA_MIGRATION_OPTIONS = ("batch_size", "max_rows")
 
 

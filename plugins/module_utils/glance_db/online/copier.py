@@ -38,6 +38,7 @@ from ..db_errors import (BATCH, NO_SUCH_TABLE, ROUTINE_NEEDS_SUPER, TABLE_ACCESS
                          with_backoff)
 from . import BATCH_ROWS, GALERA_BATCH_ROWS, MIN_ROWS, inspector, takes_copy
 from .cut_over import CutOver
+from .held_swap import SwapHold
 from .inspector import refuse_without_room, space_text
 
 EVENTS = ("insert", "update", "delete")
@@ -69,6 +70,8 @@ class TableCopy(object):
         self.min_rows = min_rows
         self.carried = carried or {}  # Glance's triggers a swap carries across (cut_over.py)
         self.cut_over = CutOver(run_ddl, profile, sleep=sleep, carried=self.carried)
+        # hold_swap: each swap waits for the operator (held_swap.py); its on_wait is the progress hook.
+        self.swap_hold = SwapHold(self.options.hold_swap) if self.options.hold_swap else None
         self.copies = []  # {"table", "alter", "rows", "seconds", "batches"} per copy made
 
     def wanted(self, conn, table):
@@ -99,6 +102,7 @@ class TableCopy(object):
                         raise
                     raise CopyRefused(str(getattr(exc, "orig", exc)))
             rows, batches = self._copy(conn, table, new, columns, key)
+            held = self._hold_swap(conn, table)
             self.cut_over.prepare(conn, table, new)
         except BaseException:
             self._clear_after_failure(conn, table)
@@ -106,6 +110,14 @@ class TableCopy(object):
         self.cut_over.swap(conn, table, new)
         self.copies.append({"table": table, "alter": clause, "rows": rows, "batches": batches,
                             "seconds": round(time.monotonic() - started, 2), "estimated_bytes": needed})
+        if held is not None:
+            self.copies[-1]["held_seconds"] = held
+
+    def _hold_swap(self, conn, table):
+        """With hold_swap, wait (the copy kept in step) until the operator releases the swap; return
+        the seconds held, or None without it. Before the cut-over's first step: the children's foreign
+        keys keep pointing at the table while held, and the stall follows the release at once."""
+        return self.swap_hold.wait(conn, table) if self.swap_hold else None
 
     def _check_space(self, conn, table):
         """The room the copy needs (inspector.room_needed); refused when the data directory
