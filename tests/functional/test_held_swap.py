@@ -37,6 +37,14 @@ def test_a_held_swap_waits_in_step_until_the_file_is_removed(make_database, tmp_
     db = make_database("mysql")
     phases.run(db.engine, "sync", version="mitaka02")
     seed_pre_ocata(db, IMAGES)
+    started = time.monotonic()
+    planned = phases.run(db.engine, "expand", check_mode=True).plan.durations()
+    check_seconds = time.monotonic() - started
+    assert [(d["step"], d["table"]) for d in planned] == [("copy", "images")] * 3, planned
+    for step in planned:  # from the server's row estimate (InnoDB's), with the range stated
+        assert 0 < step["estimated"]["low"] < step["estimated"]["seconds"] < step["estimated"]["high"], step
+        assert "half to twice" in step["estimated"]["basis"]
+    assert check_seconds < 1.0
     release = tmp_path / "release-swap"
     renames = _renames(db.engine)
     stop = threading.Event()
@@ -107,6 +115,8 @@ def test_a_held_swap_waits_in_step_until_the_file_is_removed(make_database, tmp_
         assert hold["counts"][0] == hold["counts"][1] == hold["counts"][2] >= IMAGES, hold
     assert all(c["held_seconds"] >= HELD_SECONDS for c in copies), copies
     assert len(renames) == 3
+    ran = result["outcome"].durations()  # the real seconds beside the estimates (held time included)
+    assert [d["seconds"] for d in ran] == [c["seconds"] for c in copies] and all(d["estimated"] for d in ran)
     assert not release.exists()
     assert differences(db.engine, "mysql", "online_expand_from_mitaka02") == ""
     with db.engine.connect() as conn:

@@ -102,6 +102,7 @@ class GlanceDbModule(object):
             self.ansible.warn(self.redact(warning))
         changed = outcome.changed if not self.ansible.check_mode else not outcome.plan.empty
         plan = outcome.plan.as_dict()
+        estimated = plan.pop("durations")
         # What the run leaves (another run may have done the work under the lock meanwhile).
         plan["revisions_after"] = (_planned_after(outcome) if self.ansible.check_mode
                                    else outcome.after)["revisions"]
@@ -112,6 +113,8 @@ class GlanceDbModule(object):
             revisions_applied=outcome.applied_revisions,
             data_migrations=outcome.migrated,
             glance_db=outcome.after,
+            # Each copy's and data migration's estimated duration; after a run, with its real seconds.
+            durations=estimated if self.ansible.check_mode else outcome.durations(),
         )
         if self.returns_table_copies:
             result["table_copies"] = outcome.table_copies

@@ -7,9 +7,12 @@ the state again (another run may have done the work), plans again and runs.
 
 from __future__ import annotations
 
+import time
+
 from . import leftovers, stopping
 from . import state as db_state
 from .data_migrations import MIGRATIONS
+from .estimates import migration_duration
 from .errors import ClusterNotReady, DowngradeRefused, MissingPrivilege, PhaseOrderError, UnsupportedEngine
 from .graph import CONTRACT, EXPAND, GRAPH
 from .online import expected_copies, runs_online
@@ -30,6 +33,7 @@ class Plan(object):
         self.contract_revisions = list(contract_revisions)  # applied after them
         self.leftovers = []  # what a stopped run left (leftovers.read), cleared before the rest
         self.table_copies = []  # MySQL, online: the shadow copies expected, with their room (online.expected_copies)
+        self.on_galera = False  # the data migrations' estimates (estimates.py) are the cluster's
 
     @property
     def empty(self):
@@ -57,7 +61,18 @@ class Plan(object):
             "data_migrations": [{"name": m.name, "rows": rows} for m, rows in self.data_migrations],
             "leftovers": list(self.leftovers),
             "table_copies": list(self.table_copies),
+            "durations": self.durations(),
         }
+
+    def durations(self):
+        """Each long step's estimated duration (estimates.py), in the order the run takes them:
+        the expand side's copies, the data migrations, then the contract side's copies."""
+        copies = [{"step": "copy", "revision": c["revision"], "table": c["table"],
+                   "estimated": c["estimated_duration"]} for c in self.table_copies]
+        contract_side = [c for c in copies if c["revision"] in self.contract_revisions]
+        migrations = [{"step": "data migration", "name": m.name, "rows": rows,
+                       "estimated": migration_duration(rows, self.on_galera)} for m, rows in self.data_migrations]
+        return [c for c in copies if c not in contract_side] + migrations + contract_side
 
 
 class Outcome(object):
@@ -70,6 +85,23 @@ class Outcome(object):
         self.applied_revisions = applied_revisions
         self.migrated = migrated  # [{"name", "migrated", "remaining"(, "flow_control" on Galera)}]
         self.table_copies = list(table_copies)  # [{"table", "alter", "rows", "batches", "seconds"}]
+        self.migration_seconds = {}  # data migration -> the seconds it took
+
+    def durations(self):
+        """The plan's estimated durations, each with the real ``seconds`` of the step that ran."""
+        made = list(self.table_copies)
+        found = []
+        for step in self.plan.durations():
+            step = dict(step)
+            if step["step"] == "copy":
+                same = [c for c in made if c["table"] == step["table"]]
+                if same:
+                    made.remove(same[0])
+                    step["seconds"] = same[0]["seconds"]
+            elif step["name"] in self.migration_seconds:
+                step["seconds"] = self.migration_seconds[step["name"]]
+            found.append(step)
+        return found
 
     @property
     def changed(self):
@@ -238,6 +270,13 @@ PLANNERS = {"sync": plan_sync, "expand": plan_expand, "migrate": plan_migrate,
             "contract": plan_contract}
 
 
+def _plan(phase, state, plan_args):
+    """PLANNERS[phase] on ``state``, the plan knowing the engine its estimates are for."""
+    plan = PLANNERS[phase](state, **plan_args)
+    plan.on_galera = state.galera is not None
+    return plan
+
+
 # ---- what the operator reads first
 UP_TO_DATE = "Database is up to date. No migrations needed."
 # What glance-manage prints when its phase finds nothing to do (glance/cmd/manage.py).
@@ -357,7 +396,7 @@ def _run(engine, phase, check_mode, options, plan_args):
     # a phase that has nothing else to do or is then refused.
     # A schema seen contradicting alembic_version may be another run's copy, caught at its swap.
     if check_mode or not (before_state.foreign or before_state.leftovers or before_state.schema_contradictions):
-        plan = PLANNERS[phase](before_state, **plan_args)
+        plan = _plan(phase, before_state, plan_args)
         plan.leftovers = list(before_state.leftovers)
         if check_mode or plan.empty:
             return Outcome(plan, before, before, [], [])
@@ -372,16 +411,18 @@ def _run(engine, phase, check_mode, options, plan_args):
         if cleared:
             runner.clear_copy_leftovers()
             current = db_state.read(engine)
-        plan = PLANNERS[phase](current, **plan_args)
+        plan = _plan(phase, current, plan_args)
         plan.leftovers = cleared
         if hold and plan.table_copies:  # before anything is changed
             hold.refuse_without_room(max(plan.table_copies, key=lambda c: c["estimated_bytes"]["total"]))
         applied = runner.apply_revisions(plan.revisions, current.applied)
         done = list(plan.revisions)
-        migrated = []
+        migrated, seconds = [], {}
         for migration in plan.migration_modules:
+            started = time.monotonic()
             count = runner.run_data_migration(migration, options.batch_size, options.max_rows)
             migrated.append({"name": migration.name, "migrated": count})
+            seconds[migration.name] = round(time.monotonic() - started, 2)
             if migration.name in runner.flow_control:  # on Galera
                 migrated[-1]["flow_control"] = runner.flow_control[migration.name]
         runner.apply_revisions(plan.contract_revisions, applied)
@@ -389,5 +430,6 @@ def _run(engine, phase, check_mode, options, plan_args):
     after_state = db_state.read(engine)
     for item in migrated:
         item["remaining"] = after_state.pending.get(item["name"], 0)
-    return Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings,
-                   runner.table_copies)
+    outcome = Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings, runner.table_copies)
+    outcome.migration_seconds = seconds
+    return outcome

@@ -44,6 +44,7 @@ Where to change what:
 
 from __future__ import annotations
 
+from ..estimates import copy_duration
 from ..graph import GRAPH
 from . import inspector
 
@@ -97,7 +98,7 @@ def expected_copies(state, revisions):
     """The shadow copies an online run of ``revisions`` is expected to make on MySQL (each
     revision's ``rebuilds`` of a table of MIN_ROWS rows or more, as the server estimates
     its rows), with the room each needs (inspector.space_needed): one copy at a time, so
-    the largest is what must be free."""
+    the largest is what must be free; and the time each is expected to take (estimates.py)."""
     if state.engine_name != "mysql":
         return []
     found = []
@@ -106,5 +107,6 @@ def expected_copies(state, revisions):
             size = state.table_sizes.get(table)
             if size and size["rows"] >= MIN_ROWS:
                 found.append({"revision": revision, "table": table, "estimated_bytes": inspector.space_needed(
-                    size["data"], size["indexes"], bool((state.mysql or {}).get("binary_logging")))})
+                    size["data"], size["indexes"], bool((state.mysql or {}).get("binary_logging"))),
+                    "estimated_duration": copy_duration(size["rows"], state.galera is not None)})
     return found
