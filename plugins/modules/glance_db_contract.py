@@ -96,11 +96,19 @@ data_migrations:
   type: list
   elements: dict
   sample: [{"name": "ocata_migrate01_community_images", "migrated": 120, "remaining": 0}]
+durations:
+  description:
+    - Each shadow copy and data migration, in the order the run takes them, with C(step) (C(copy) or
+      C(data migration)), C(table) or C(name), and C(estimated) (C(seconds), C(low), C(high), C(basis)), from
+      the server's row counts at a measured rate. After a run each also has its real C(seconds).
+  returned: always
+  type: list
+  elements: dict
 table_copies:
   description:
     - The large tables rebuilt through a shadow copy instead of one long C(ALTER TABLE) (MySQL/MariaDB,
       tables of 10,000 rows or more), each with C(table), C(alter) (the change, as an C(ALTER TABLE)
-      clause), C(rows) copied, C(batches), C(seconds) and C(estimated_bytes), the room it needed in the
+      clause), C(rows) copied, C(batches), C(seconds), C(held_seconds) (with O(hold_swap)) and C(estimated_bytes), the room it needed in the
       server's data directory (C(data), C(indexes), C(binary_log), C(total)). Empty elsewhere and when no
       such change ran.
     - Before each copy the room is checked against the free space of O(mysql_datadir) when it is given
