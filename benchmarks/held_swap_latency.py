@@ -15,9 +15,8 @@ import threading
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import conftest  # noqa: E402,F401  (tests/conftest.py makes ansible_collections importable)
-sys.modules.pop("conftest")
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _lib  # noqa: E402,F401  pylint: disable=unused-import
 sys.path.insert(0, str(REPO / "tests" / "functional"))
 import sqlalchemy as sa  # noqa: E402
 from conftest import TestDatabase  # noqa: E402
@@ -32,8 +31,8 @@ def timed_writes(engine, first, count):
         for n in range(first, first + count):
             started = time.monotonic()
             with conn.begin():
-                conn.execute(sa.text(IMAGE_INSERT), dict(id=image_id(n), name="w-%d" % n, is_public=True,
-                                                        deleted=False, protected=False))
+                row = dict(id=image_id(n), name="w-%d" % n, is_public=True, deleted=False, protected=False)
+                conn.execute(sa.text(IMAGE_INSERT), row)
                 conn.execute(sa.text("UPDATE images SET name = 'u' WHERE id = :i"), dict(i=image_id(n - first)))
             took.append((time.monotonic() - started) * 1000)
     took.sort()

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import galera
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.leftovers import LEASE_DATABASE
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
-    lock as db_lock, phases, state as db_state,
+    phases, state as db_state,
 )
 from test_galera import RUN_PHASE, record
 

@@ -42,8 +42,8 @@ def test_purge_metadefs_and_expand_wait_for_one_lease_in_a_non_default_database(
     phases.run(db.engine(1), "sync", version="2023_1_contract01")  # expand has 2024_1_expand01 to do
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     seed(types.SimpleNamespace(engine=db.engine(1)), now, images=30, tasks=12)
-    (tmp_path / "OS_Test.json").write_text(json.dumps({"namespace": "OS::Test", "display_name": "Test",
-                                                        "properties": {}}))
+    namespace = {"namespace": "OS::Test", "display_name": "Test", "properties": {}}
+    (tmp_path / "OS_Test.json").write_text(json.dumps(namespace))
     options = RunOptions(galera_lock_database=lease_database, lock_timeout=120, galera_lock_ttl=20)
 
     held = []  # (who, asked, got, released) for each lock the modules took

@@ -58,8 +58,8 @@ def test_a_held_swap_waits_in_step_until_the_file_is_removed(make_database, tmp_
                 while not stop.is_set():
                     n += 1
                     with conn.begin():
-                        conn.execute(sa.text(IMAGE_INSERT), dict(id=image_id(n), name="new-%d" % n, is_public=True,
-                                                                deleted=False, protected=False))
+                        row = dict(id=image_id(n), name="new-%d" % n, is_public=True, deleted=False, protected=False)
+                        conn.execute(sa.text(IMAGE_INSERT), row)
                         conn.execute(sa.text("UPDATE images SET name = 'renamed' WHERE id = :i"),
                                      dict(i=image_id(n % IMAGES)))
                     inserted.append(image_id(n))

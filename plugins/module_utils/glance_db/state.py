@@ -283,8 +283,6 @@ def on_connection(conn):
     return _SqlAlchemyQueries(conn)
 
 
-
-
 def _read(queries, count=True):
     """The state; ``count``: count the rows of open data migrations (else none pending)."""
     dialect = queries.dialect

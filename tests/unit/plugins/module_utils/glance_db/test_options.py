@@ -81,7 +81,7 @@ def test_each_default_is_written_once_in_python():
         literal = "[\"']%s[\"']" % re.escape(value) if isinstance(value, str) else r"\b%s\b" % value
         # name=VALUE, "name": VALUE, NAME = VALUE, name=dict(..., default=VALUE), name=("int", VALUE)
         pattern = re.compile(r"%s[\"']?\s*[=:]\s*(dict\([^)]*default=|\(\"\w+\", )?%s" % (name, literal), re.I)
-        found = [str(path.relative_to(ROOT)) for path, text in code.items() for _ in pattern.finditer(text)]
+        found = [str(path.relative_to(ROOT)) for path, text in code.items() for _match in pattern.finditer(text)]
         assert found == ["plugins/module_utils/glance_db/options.py"], (name, found)
 
 
