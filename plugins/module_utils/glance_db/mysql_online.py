@@ -124,14 +124,14 @@ class TablespaceHold(object):
 class OnlineDDL(object):
     """Wraps an Alembic MigrationContext's statement execution (MySQL only)."""
 
-    def __init__(self, warn, sleep=time.sleep, hold=None, copy=False, galera=False):
+    def __init__(self, warn, sleep=time.sleep, hold=None, copy=False, galera=False, progress=None):
         self.warn = warn
         self.sleep = sleep
         self.hold = hold  # a TablespaceHold, or None
         self.resumed = []  # statements found already done by an interrupted run
         # Online: a large table's rebuild or index build through a shadow copy (table_copy.py).
         self.copy = TableCopy(self._ddl, galera=galera, sleep=sleep, warn=warn,
-                              datadir=hold.datadir if hold else None) if copy else None
+                              datadir=hold.datadir if hold else None, progress=progress) if copy else None
         self._queued = None  # (connection, table, [(ALTER clause, rebuilds, plain run)])
 
     def _ddl(self, connection, sql):

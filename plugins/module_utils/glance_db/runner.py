@@ -18,6 +18,7 @@ from .flow_control import for_connection, pause_after_batch, record
 from . import stopping
 from .graph import GRAPH
 from .mysql_online import OnlineDDL
+from .progress import Progress
 from .retry import DEADLOCK, with_backoff
 from .revisions.online import ONLINE_OPTION
 
@@ -51,8 +52,9 @@ class Runner(object):
     """Writes to one database; the caller holds the migration lock."""
 
     def __init__(self, engine, online=False, ddl_lock_wait_timeout=None, warn=None,
-                 sleep=time.sleep, tablespace_hold=None, galera=False):
+                 sleep=time.sleep, tablespace_hold=None, galera=False, progress=None):
         self.engine = engine
+        self.progress = progress or Progress()  # progress.py: what the run publishes (by default nothing)
         self.online = online
         self.galera = galera  # a Galera node: batches back off under flow control
         self.flow_control = {}  # data migration name -> FlowControl.result(), on Galera
@@ -60,7 +62,7 @@ class Runner(object):
         self.ddl_lock_wait_timeout = ddl_lock_wait_timeout
         self.warnings = []
         self.online_ddl = OnlineDDL(warn or self.warnings.append, hold=tablespace_hold, copy=online,
-                                    galera=galera)
+                                    galera=galera, progress=self.progress)
 
     def _begin(self, ddl=True):
         conn = self.engine.connect()
@@ -127,6 +129,7 @@ class Runner(object):
     def _upgrade(self, conn, revision_id, applied, write_rows=True):
         """Run one revision's upgrade() (and write its alembic_version rows) on ``conn``."""
         stopping.check("before revision %s" % revision_id)
+        self.progress.revision(revision_id)  # progress hook
         revision = GRAPH.get(revision_id)
         after = set(applied) | {revision_id}
         check = getattr(revision.script, "data_loss_check", None)
@@ -182,9 +185,13 @@ class Runner(object):
         conn.commit()
         return not log_bin or str(binlog_format).upper() != "STATEMENT"
 
-    def run_data_migration(self, migration, batch_size, max_rows=None):
-        """Move a data migration's rows in batches; return rows migrated."""
+    def run_data_migration(self, migration, batch_size, max_rows=None, rows_total=None):
+        """Move a data migration's rows in batches; return rows migrated. ``rows_total``: the rows
+        the plan counted, for the progress."""
         migrated = 0
+        if rows_total is not None and max_rows is not None:
+            rows_total = min(rows_total, max_rows)
+        self.progress.step("data migration", migration.name, rows_total=rows_total)  # progress hook
         with self._begin_batches() as conn:
             pacing = for_connection(conn, batch_size, self.galera, self.sleep)
             for step in migration.STEPS:
@@ -201,6 +208,10 @@ class Runner(object):
                     migrated += count
                     after = keys[-1]
                     pacing.after()
+                    self.progress.rows(  # progress hook
+                        migrated, None if rows_total is None else max(migrated, rows_total))
+                    self.progress.throttled(  # progress hook
+                        "Galera flow control" if pacing.batch_size < batch_size else None)
                     if self.online and len(keys) == limit:  # more to come: let others in
                         pause_after_batch(took, self.sleep)
             if self.galera:  # off Galera there is nothing to report

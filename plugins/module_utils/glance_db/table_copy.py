@@ -49,6 +49,7 @@ import time
 
 from .errors import GlanceDbError
 from .flow_control import for_connection, pause_after_batch
+from .progress import Progress
 from . import leftovers, stopping
 from .leftovers import FOREIGN_KEYS, NEW, OLD, STAND_IN, TRIGGER, TRIGGER_PREFIX
 from .retry import DEADLOCK, LOCK_WAIT_TIMEOUT, error_code, with_backoff
@@ -175,8 +176,9 @@ class TableCopy(object):
     """Runs ALTER TABLE statements on large tables through a shadow copy (see the module's doc)."""
 
     def __init__(self, run_ddl, galera=False, sleep=time.sleep, batch_rows=None, min_rows=MIN_ROWS,
-                 warn=None, datadir=None):
-        self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
+                 warn=None, datadir=None, progress=None):
+        self.run_ddl = run_ddl
+        self.progress = progress or Progress()  # progress.py: what the run publishes (by default nothing)  # (connection, sql): a DDL statement with the usual retries
         self.warn = warn or (lambda text: None)
         self.datadir = datadir  # the server's data directory on this host (mysql_datadir), or None
         self._sizes = {}  # table -> the largest (data, indexes) seen in this run
@@ -219,6 +221,7 @@ class TableCopy(object):
                         raise
                     raise CopyRefused(str(getattr(exc, "orig", exc)))
             rows, batches = self._copy(conn, table, new, columns, key)
+            self.progress.stage("pointing foreign keys at the copy")  # progress hook
             self._record_foreign_keys(conn, table)
             self._point_foreign_keys(conn, table, new)
             for name in self._own_triggers(conn, table):
@@ -226,6 +229,7 @@ class TableCopy(object):
         except BaseException:
             self._clear_after_failure(conn, table)
             raise
+        self.progress.stage("swapping")  # progress hook
         self.run_ddl(conn, "RENAME TABLE `%s` TO `%s`, `%s` TO `%s`" % (table, old, new, table))
         self._drop_old(conn, table)
         self._restore_foreign_keys(conn, table)  # none is missing: drops the record
@@ -412,6 +416,11 @@ class TableCopy(object):
             batch_conn.rollback()
             if upper is None:
                 return rows, batches
+            # progress hook: the rows up to ``upper``, each batch's share counted as it is copied
+            total = _scalar(batch_conn, "SELECT COUNT(*) FROM `%s` WHERE `%s` <= %%s" % (table, key), upper)
+            batch_conn.rollback()
+            self.progress.copy(table, total)
+            scanned = 0
             pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
             while True:
                 stopping.check("while copying %s (%d rows copied)" % (table, rows))
@@ -427,10 +436,14 @@ class TableCopy(object):
                     where, params = where + " AND `%s` <= %%s" % key, params + [last]
                 rows += self._batch(batch_conn, copy.format(n=new, c=names, t=table, k=key, where=where), params)
                 batches += 1
+                scanned = total if last is None else min(total, scanned + pacing.batch_size)  # progress hook
+                self.progress.rows(scanned)  # progress hook
                 if last is None:
                     return rows, batches
                 after = last
                 pacing.after()
+                self.progress.throttled(  # progress hook
+                    "Galera flow control" if pacing.batch_size < self.batch_rows else None)
                 pause_after_batch(time.monotonic() - started, self.sleep)
 
     def _batch(self, conn, sql, params):
