@@ -398,7 +398,8 @@ def _run(engine, phase, check_mode, options, plan_args):
             current = db_state.read(engine)
         plan = PLANNERS[phase](current, **plan_args)
         plan.leftovers = cleared
-        progress.planned(plan.revisions + plan.contract_revisions, plan.table_copies)
+        progress.planned(plan.revisions + plan.contract_revisions, plan.table_copies,
+                         [migration.name for migration in plan.migration_modules])
         if hold and plan.table_copies:  # before anything is changed
             hold.refuse_without_room(max(plan.table_copies, key=lambda c: c["estimated_bytes"]["total"]))
         applied = runner.apply_revisions(plan.revisions, current.applied)

@@ -33,11 +33,16 @@ import os
 import socket
 import time
 
-PUBLISH_SECONDS = 1.0
+PUBLISH_SECONDS = 0.5
 # The share of a step done before its ETA is given: the first batches are no guide.
 ETA_AFTER = 0.03
 TABLE = "progress"
 SQLITE_SUFFIX = ".progress"
+# What a step's record holds (the run's own keys beside them: phase, host, pid, holder, ...).
+STEP_KEYS = ("phase", "step", "name", "index", "count", "table", "revision", "stage", "rows_done", "rows_total",
+             "percent", "rows_per_second", "eta_seconds", "throttled", "step_started_at")
+STALE = " (stale: its process no longer holds the migration lock)"
+KEEP_FINISHED = 10  # the steps that moved rows, kept in the record once over (newest last)
 
 
 def _utc_now():
@@ -55,6 +60,7 @@ class Progress(object):
         self.copies_planned = 0
         self.copies_started = 0
         self._revisions = []
+        self._migrations = []  # the names of the data migrations to run, in order
         self._rebuilds = []  # (revision, table) of each revision to apply that rebuilds a table
         self._large = set()  # the tables large enough for a shadow copy
         self._step_started = None
@@ -78,7 +84,7 @@ class Progress(object):
                        "step": None}
         self._publish(force=True)
 
-    def planned(self, revision_ids, table_copies):
+    def planned(self, revision_ids, table_copies, data_migrations=()):
         """The revisions this run is about to apply, in order, and the shadow copies the plan
         expects (phases.estimate_copies), so that steps read "k of n". The server's row
         estimates can be stale: once a table is copied, every revision of the run that
@@ -88,6 +94,7 @@ class Progress(object):
         self._rebuilds = [(revision, table) for revision in self._revisions
                           for table in getattr(GRAPH.get(revision).script, "rebuilds", ())]
         self._large = set(copy["table"] for copy in table_copies)
+        self._migrations = list(data_migrations)
         self._count_copies()
 
     def _count_copies(self):
@@ -115,6 +122,9 @@ class Progress(object):
         ``index`` of ``count`` where known, ``rows_total`` where it moves rows."""
         if self.record is None:
             return
+        if kind == "data migration" and name in self._migrations and index is None:
+            index, count = self._migrations.index(name) + 1, len(self._migrations)
+        self._finish_step()
         self._step_started = self.clock()
         self.record.update(step=kind, name=name, index=index, count=count, table=table, stage=stage,
                            revision=revision if revision is not None else self.record.get("revision"),
@@ -122,6 +132,17 @@ class Progress(object):
                            rows_per_second=None, eta_seconds=None, percent=None, throttled=None,
                            step_started_at=_utc_now())
         self._publish(force=True)
+
+    def _finish_step(self):
+        """Keep the step that ends, when it moved rows, with the seconds it took: a reader that
+        polls now and then still sees each copy reach its total (and the benchmark, how long
+        it really took)."""
+        if self.record.get("rows_done") is None:
+            return
+        done = dict((key, self.record.get(key)) for key in STEP_KEYS)
+        done.update(stage=None, eta_seconds=None, throttled=None,
+                    seconds=round(self.clock() - self._step_started, 2))
+        self.record["finished"] = (self.record.get("finished") or [])[-(KEEP_FINISHED - 1):] + [done]
 
     def stage(self, stage):
         """Within a copy: ``copying rows``, ``pointing foreign keys at the copy``, ``swapping``."""
@@ -396,12 +417,15 @@ def line(record):
         text = "%s: %s" % (record.get("phase"), step)
         if what:
             text += ", %s" % what
-        if record.get("stage") and record["stage"] != "copying rows":
-            text += ": %s" % record["stage"]
-        elif record.get("rows_done") is not None:
+        if record.get("rows_done") is not None:
             text += ": %s" % _count(record["rows_done"])
             if record.get("rows_total"):
                 text += "/%s (%d %%)" % (_count(record["rows_total"]), int(record.get("percent") or 0))
+        if record.get("seconds") is not None:  # a finished step
+            text += ", done in %s" % duration(record["seconds"])
+        elif record.get("stage") and record["stage"] != "copying rows":  # the copy's last, short steps
+            text += ", %s" % record["stage"] if record.get("rows_done") is not None else ": %s" % record["stage"]
+        elif record.get("rows_done") is not None and record.get("state") != "stale":  # a stopped run has no rate
             if record.get("rows_per_second"):
                 text += ", %s rows/s" % _count(record["rows_per_second"])
             if record.get("eta_seconds") is not None:
@@ -409,5 +433,5 @@ def line(record):
     if record.get("throttled"):
         text += ", throttled: %s" % record["throttled"]
     if record.get("state") == "stale":
-        text += " (stale: its process no longer holds the migration lock)"
+        text += STALE
     return text

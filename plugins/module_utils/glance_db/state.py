@@ -181,7 +181,7 @@ class DatabaseState(object):
             said.append("A run of %s (host %s, pid %s) stopped at %s: it no longer holds the migration "
                         "lock, so what it shows is stale. Run glance_db_%s again to finish it." % (
                             self.progress.get("phase"), self.progress.get("host"), self.progress.get("pid"),
-                            run_progress.line(dict(self.progress, state=None)), self.progress.get("phase")))
+                            run_progress.line(dict(self.progress, throttled=None))[:-len(run_progress.STALE)], self.progress.get("phase")))
         said += [self.leftovers_message()] if self.leftovers else []
         if self.lease and self.lease["stale"]:
             said.append("The migration lock's lease of a run that stopped (node %s, expired %s) stands in %s.leases: "
@@ -260,6 +260,33 @@ def read_direct(raw_url):
         return None
 
 
+def read_progress_direct(raw_url):
+    """Only the step a run publishes (progress.py), or None, read with the database driver
+    alone: cheap enough to poll while a run lasts (glance_db_wait). Raises NeedsSqlAlchemy
+    when the URL needs SQLAlchemy's dialect to be opened (read() then reads everything)."""
+    url = db_connection.parse_plain_url(raw_url)
+    if url is None:
+        raise _NeedsSqlAlchemy("the URL")
+    if url.backend == "sqlite":
+        return run_progress.read_sqlite(url.database)
+    if url.backend != "mysql":
+        return None  # not published on PostgreSQL (docs/progress.md)
+    try:
+        conn = db_connection.connect_direct(url)
+    except Exception as exc:  # the server refused or never answered
+        raise ConnectionFailed(db_connection.describe_db_error(exc, url))
+    if conn is None:
+        raise _NeedsSqlAlchemy("the driver")
+    try:
+        queries = _DriverQueries(conn, url)
+        galera = galera_facts(queries) is not None
+        lease = run_leftovers.read_lease(queries.rows) if galera else None
+        return run_progress.read_mysql(queries.rows, run_leftovers.LEASE_DATABASE, galera=galera, lease=lease)
+    finally:
+        conn.rollback()
+        conn.close()
+
+
 def _missing_sqlite_state(path):
     """A SQLite file not there yet: an empty database (connecting would create it).
     sqlite3 is imported here, so a MySQL or PostgreSQL read never loads it."""
@@ -296,7 +323,11 @@ class _SqlAlchemyQueries(object):
 
 
 class _NeedsSqlAlchemy(Exception):
-    """Data migrations' rows are counted through SQLAlchemy (bound parameters)."""
+    """Data migrations' rows are counted through SQLAlchemy (bound parameters); some URLs are
+    opened only through SQLAlchemy's dialect."""
+
+
+NeedsSqlAlchemy = _NeedsSqlAlchemy  # for the facts module's progress_only (read_progress_direct)
 
 
 class _DriverQueries(object):
