@@ -420,10 +420,10 @@ def _read(queries, count=True):
             state.lease = run_leftovers.read_lease(queries.rows)
         state.progress = run_progress.read_mysql(queries.rows, run_leftovers.LEASE_DATABASE,
                                                  galera=state.galera is not None, lease=state.lease)
-    elif dialect == "sqlite":
-        state.progress = run_progress.read_sqlite(queries.database)
         state.table_sizes = dict((name, {"rows": int(rows or 0), "data": int(data or 0), "indexes": int(indexes or 0)})
                                  for name, rows, data, indexes in queries.rows(TABLE_SIZES))
+    elif dialect == "sqlite":
+        state.progress = run_progress.read_sqlite(queries.database)
     for migration in MIGRATIONS if count else ():
         if state.window_open(migration):
             state.pending[migration.name] = queries.count_rows(migration)
