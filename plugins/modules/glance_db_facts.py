@@ -16,7 +16,7 @@ description:
 options:
   progress_only:
     description:
-      - Read only the step a run publishes, RV(glance_db.run.progress), and return RV(glance_db) with C(run)
+      - Read only the step a run publishes (C(progress) of RV(glance_db.run)), and return RV(glance_db) with C(run)
         holding only C(progress); with the database driver alone where the URL allows (no SQLAlchemy, no row
         counts), so it is cheap enough to poll while a long run lasts. M(openstack_ops.glance.glance_db_wait)
         uses it.
@@ -118,12 +118,12 @@ glance_db:
         - What a stopped run left on MySQL/MariaDB, C(leftovers) (each with C(kind) V(table) or V(trigger), C(name) and
           C(table)), and C(msg), naming the module that clears them (V(null) when none). Glance's writes go on while
           they stand; M(openstack_ops.glance.glance_db_purge) and M(openstack_ops.glance.glance_db_metadefs) refuse.
-        - C(progress), the step a writing run publishes (V(null) when none; never on PostgreSQL), see C(docs/progress.md):
-          C(phase), C(step) (V(revision), V(copy), V(data migration)), C(name), C(index) of C(count), C(table),
+        - C(progress), the step a writing run publishes (V(null) when none; never on PostgreSQL), see C(docs/progress.md),
+          with C(phase), C(step) (V(revision), V(copy), V(data migration)), C(name), C(index) of C(count), C(table),
           C(stage), C(rows_done) of C(rows_total), C(percent), C(rows_per_second), C(eta_seconds) (once a few percent
           are done), C(throttled) (why the run waits, or V(null)), C(host), C(pid), C(started_at), C(updated_at),
           C(finished) (the steps that moved rows, with their C(seconds)), C(line) (all of it in one line), and
-          C(state), V(running) while its run holds the migration lock, else V(stale) (the run stopped; C(msg) names
+          C(state), V(running) while its run holds the migration lock, else V(stale) (the run stopped, and C(msg) names
           the module to run).
         - C(msg) says what runs, or what a stopped run left.
       type: dict

@@ -206,9 +206,9 @@ class Progress(object):
     def _failed(self, exc):
         where = self.store.where if self.store is not None else "its store"
         first = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
-        self.warnings.append("The progress of this run could not be published in %s (%s), so glance_db_facts and "
-                  "glance_db_wait do not show it; the run went on. %s" % (
-                      where, first, getattr(self.store, "fix", "")))
+        self.warnings.append(
+            "The progress of this run could not be published in %s (%s), so glance_db_facts and glance_db_wait "
+            "do not show it; the run went on. %s" % (where, first, getattr(self.store, "fix", "")))
         self._close()
 
     def _close(self):
@@ -222,8 +222,9 @@ class Progress(object):
 
 # ---- stores
 class MysqlStore(object):
-    """One row per Glance database in ``<lock_database>.progress``, written through a
-    connection of its own in autocommit (never the migration's transaction)."""
+    """One row per Glance database in ``<lock_database>.progress``, written through a DB-API
+    connection of its own, each statement committed at once: never the migration's
+    transaction, and none of the statement events the migration's engine listens to."""
 
     def __init__(self, url, lock_database, timeout=10):
         from . import connection as db_connection  # the connection's users import progress
@@ -236,31 +237,35 @@ class MysqlStore(object):
         self.engine = db_connection.create_engine(url, read_timeout=timeout)
         self.conn = None
 
-    def _connection(self):
+    def _execute(self, sql, params=()):
         if self.conn is None:
-            self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self.conn = self.engine.raw_connection()
             self._ensure_table()
-        return self.conn
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        self.conn.commit()
+        return rows
 
     def _ensure_table(self):
-        exists = self.conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-            (self.lock_database, TABLE)).scalar()
-        if exists:
+        if self._execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                         "TABLE_NAME = %s", (self.lock_database, TABLE))[0][0]:
             return
-        self.conn.exec_driver_sql("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4"
-                                  % self.lock_database.replace("`", "``"))
-        self.conn.exec_driver_sql(
+        self._execute("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4"
+                      % self.lock_database.replace("`", "``"))
+        self._execute(
             "CREATE TABLE IF NOT EXISTS %s (name VARCHAR(64) NOT NULL PRIMARY KEY, holder VARCHAR(64) NULL, "
             "record TEXT NOT NULL, updated_at DATETIME(6) NOT NULL) ENGINE=InnoDB" % self.table)
 
     def write(self, record):
-        self._connection().exec_driver_sql(
-            "REPLACE INTO %s (name, holder, record, updated_at) VALUES (%%s, %%s, %%s, UTC_TIMESTAMP(6))"
-            % self.table, (self.database, record.get("holder"), json.dumps(record, sort_keys=True)))
+        self._execute("REPLACE INTO %s (name, holder, record, updated_at) VALUES (%%s, %%s, %%s, UTC_TIMESTAMP(6))"
+                      % self.table, (self.database, record.get("holder"), json.dumps(record, sort_keys=True)))
 
     def clear(self):
-        self._connection().exec_driver_sql("DELETE FROM %s WHERE name = %%s" % self.table, (self.database,))
+        self._execute("DELETE FROM %s WHERE name = %%s" % self.table, (self.database,))
 
     def close(self):
         try:

@@ -177,8 +177,8 @@ class TableCopy(object):
 
     def __init__(self, run_ddl, galera=False, sleep=time.sleep, batch_rows=None, min_rows=MIN_ROWS,
                  warn=None, datadir=None, progress=None):
-        self.run_ddl = run_ddl
-        self.progress = progress or Progress()  # progress.py: what the run publishes (by default nothing)  # (connection, sql): a DDL statement with the usual retries
+        self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
+        self.progress = progress or Progress()  # progress.py: what the run publishes (by default nothing)
         self.warn = warn or (lambda text: None)
         self.datadir = datadir  # the server's data directory on this host (mysql_datadir), or None
         self._sizes = {}  # table -> the largest (data, indexes) seen in this run
