@@ -35,7 +35,7 @@ RUN = ("import sys; sys.path.insert(0, %r); "
 
 
 def seed(url, images):
-    """mitaka02 images, every fifth public, a member on some (the Ocata data migration has work)."""
+    """mitaka02 images, every fifth public, a member on some, a location each (both data migrations have work)."""
     engine = _lib.engine_for(url)
     phases.run(engine, "sync", version="mitaka02")
     iid = "CONCAT('00000000-0000-0000-0000-', LPAD(seq, 12, '0'))"
@@ -48,6 +48,10 @@ def seed(url, images):
             "INSERT INTO image_members (image_id, member, can_share, created_at, deleted, status) "
             "SELECT %s, 'tenant-a', 0, CURRENT_TIMESTAMP, 0, 'accepted' FROM seq_0_to_%d WHERE seq MOD 5 = 2"
             % (iid, images - 1))
+        conn.exec_driver_sql(  # Train's backend-to-store migration has rows too: the last step of migrate
+            "INSERT INTO image_locations (image_id, value, created_at, deleted, meta_data, status) "
+            "SELECT %s, CONCAT('file:///images/', seq), CURRENT_TIMESTAMP, 0, '{\"backend\": \"fast\"}', 'active' "
+            "FROM seq_0_to_%d" % (iid, images - 1))
     engine.dispose()
 
 
