@@ -13,6 +13,15 @@ description:
     branches, pending data migrations with their rows, and the next step of a rolling upgrade.
   - Never writes, not even to rewrite legacy C(alembic_version) rows as C(glance-manage) does.
   - Works ad hoc, for example C(ansible dbhost -m openstack_ops.glance.glance_db_facts -a config_file=/etc/glance/glance-api.conf).
+options:
+  progress_only:
+    description:
+      - Read only the step a run publishes (C(progress) of RV(glance_db.run)), and return RV(glance_db) with C(run)
+        holding only C(progress); with the database driver alone where the URL allows (no SQLAlchemy, no row
+        counts), so it is cheap enough to poll while a long run lasts. M(openstack_ops.glance.glance_db_wait)
+        uses it.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
 attributes:
@@ -109,6 +118,14 @@ glance_db:
         - What a stopped run left on MySQL/MariaDB, C(leftovers) (each with C(kind) V(table) or V(trigger), C(name) and
           C(table)), and C(msg), naming the module that clears them (V(null) when none). Glance's writes go on while
           they stand; M(openstack_ops.glance.glance_db_purge) and M(openstack_ops.glance.glance_db_metadefs) refuse.
+        - C(progress), the step a writing run publishes (V(null) when none; never on PostgreSQL), see C(docs/progress.md),
+          with C(phase), C(step) (V(revision), V(copy), V(data migration)), C(name), C(index) of C(count), C(table),
+          C(stage), C(rows_done) of C(rows_total), C(percent), C(rows_per_second), C(eta_seconds) (once a few percent
+          are done), C(throttled) (why the run waits, or V(null)), C(host), C(pid), C(started_at), C(updated_at),
+          C(finished) (the steps that moved rows, with their C(seconds)), C(line) (all of it in one line), and
+          C(state), V(running) while its run holds the migration lock, else V(stale) (the run stopped, and C(msg) names
+          the module to run).
+        - C(msg) says what runs, or what a stopped run left.
       type: dict
       sample: {"leftovers": [{"kind": "table", "name": "_glance_new_images", "table": "_glance_new_images"}],
                "msg": "A stopped run left table _glance_new_images. Run glance_db_migrate: it clears them under the
@@ -181,13 +198,23 @@ glance_db:
           type: int
 """
 
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import direct
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import state as db_state
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
 
 
 class GlanceDbFacts(GlanceDbModule):
     reads_directly = True
 
+    argument_spec = dict(progress_only=dict(type="bool", default=False))
+
     def run(self):
+        if self.params["progress_only"]:
+            try:
+                progress = db_state.read_progress_direct(self.raw_url)
+            except direct.NeedsSqlAlchemy:
+                progress = self.read_state().progress
+            self.exit(dict(changed=False, glance_db={"run": {"progress": progress}}))
         self.exit(dict(changed=False, glance_db=self.read_state().as_facts()))
 
 

@@ -47,18 +47,22 @@ def migration_lock(engine, timeout, galera=False, lease_seconds=None, lock_datab
     ``galera``: the server is a Galera node (state.galera), so the lock is a
     replicated lease (see GaleraLease) instead of GET_LOCK. The modules take it
     through profile.ServerProfile.migration_lock, which decides ``galera``.
+
+    Yields the holder, by which a reader tells whether a run still holds the lock
+    (progress.py): the lease's token on Galera, the connection id holding GET_LOCK on
+    MySQL, the backend pid holding the advisory lock on PostgreSQL; None on SQLite.
     """
     backend = engine.url.get_backend_name()
     if backend == "sqlite":
         with _file_lock(engine.url.database, timeout):
-            yield
+            yield None
         return
     if backend == "mysql" and galera:
         lease = GaleraLease(engine, lease_seconds or default("galera_lock_ttl"),
                             lock_database or default("galera_lock_database"))
         lease.acquire(timeout)
         try:
-            yield
+            yield lease.token
         finally:
             lease.release()
         return
@@ -75,9 +79,11 @@ def migration_lock(engine, timeout, galera=False, lease_seconds=None, lock_datab
                                        {"k": PG_LOCK_KEY}).scalar(), timeout)
             release = "SELECT pg_advisory_unlock(:k)"
             params = {"k": PG_LOCK_KEY}
+        holder = conn.execute(sa.text("SELECT CONNECTION_ID()" if backend == "mysql"
+                                      else "SELECT pg_backend_pid()")).scalar()
         conn.commit()
         try:
-            yield
+            yield holder
         finally:
             conn.execute(sa.text(release), params)
             conn.commit()

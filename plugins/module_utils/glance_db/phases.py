@@ -357,6 +357,8 @@ def settled(state, phase, **plan_args):
         return None
     if state.leftovers or state.schema_contradictions:  # cleared, or judged again, by run() under the lock
         return None
+    if state.progress is not None:  # a stopped run's record is cleared by run() under the lock
+        return None
     plan = PLANNERS[phase](state, **plan_args)
     if not plan.empty:
         return None
@@ -384,6 +386,7 @@ def _run(engine, phase, check_mode, options, plan_args):
     # Imported here: a run that settles from the direct read never compiles them.
     from .online.tablespace_hold import TablespaceHold
     from .runner import Runner
+    from . import progress as run_progress
     hold = TablespaceHold.for_server(options.mysql_datadir, engine.url) if options.mysql_datadir else None
     before_state = db_state.read(engine)
     if not check_mode:
@@ -395,24 +398,29 @@ def _run(engine, phase, check_mode, options, plan_args):
     # What a stopped run left is cleared under the lock before anything else, even by
     # a phase that has nothing else to do or is then refused.
     # A schema seen contradicting alembic_version may be another run's copy, caught at its swap.
-    if check_mode or not (before_state.foreign or before_state.leftovers or before_state.schema_contradictions):
+    if check_mode or not (before_state.foreign or before_state.leftovers or before_state.schema_contradictions
+                          or before_state.progress):
         plan = _plan(phase, before_state, plan_args)
         plan.leftovers = list(before_state.leftovers)
         if check_mode or plan.empty:
             return Outcome(plan, before, before, [], [])
     profile = ServerProfile.of_state(before_state)
-    with profile.migration_lock(engine, options):
+    progress = run_progress.for_server(engine, profile, options)
+    with profile.migration_lock(engine, options) as holder, progress.running(phase, holder):
         current = db_state.read(engine)  # another run may have finished meanwhile
         require_galera_ready(current, options.galera_min_cluster_size)
         if hold:
             hold.clear_leftovers()
-        runner = Runner(engine, options, profile, online=runs_online(phase), tablespace_hold=hold)
+        runner = Runner(engine, options, profile, online=runs_online(phase), tablespace_hold=hold,
+                        progress=progress)
         cleared = list(current.leftovers)
         if cleared:
             runner.clear_copy_leftovers()
             current = db_state.read(engine)
         plan = _plan(phase, current, plan_args)
         plan.leftovers = cleared
+        progress.planned(plan.revisions + plan.contract_revisions, plan.table_copies,
+                         [migration.name for migration in plan.migration_modules])
         if hold and plan.table_copies:  # before anything is changed
             hold.refuse_without_room(max(plan.table_copies, key=lambda c: c["estimated_bytes"]["total"]))
         applied = runner.apply_revisions(plan.revisions, current.applied)
@@ -420,7 +428,8 @@ def _run(engine, phase, check_mode, options, plan_args):
         migrated, seconds = [], {}
         for migration in plan.migration_modules:
             started = time.monotonic()
-            count = runner.run_data_migration(migration, options.batch_size, options.max_rows)
+            count = runner.run_data_migration(migration, options.batch_size, options.max_rows,
+                                              rows_total=dict(plan.data_migrations).get(migration))
             migrated.append({"name": migration.name, "migrated": count})
             seconds[migration.name] = round(time.monotonic() - started, 2)
             if migration.name in runner.flow_control:  # on Galera
@@ -430,6 +439,7 @@ def _run(engine, phase, check_mode, options, plan_args):
     after_state = db_state.read(engine)
     for item in migrated:
         item["remaining"] = after_state.pending.get(item["name"], 0)
-    outcome = Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings, runner.table_copies)
+    outcome = Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings + progress.warnings,
+                      runner.table_copies)
     outcome.migration_seconds = seconds
     return outcome

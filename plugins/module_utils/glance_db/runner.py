@@ -21,6 +21,7 @@ from .online.alembic_hook import OnlineDDL
 from .db_errors import BATCH, with_backoff
 from .options import RunOptions
 from .profile import ServerProfile
+from .progress import Progress
 from .revisions import CARRIED_TRIGGERS
 from .revisions.online import ONLINE_OPTION
 
@@ -54,12 +55,14 @@ class Runner(object):
     """Writes to one database; the caller holds the migration lock."""
 
     def __init__(self, engine, options=None, profile=None, online=False, warn=None,
-                 sleep=time.sleep, tablespace_hold=None):
+                 sleep=time.sleep, tablespace_hold=None, progress=None):
         """``options``: the run's options.RunOptions; ``profile``: the server's profile.ServerProfile
-        (read by the caller; by default a server that is no Galera node)."""
+        (read by the caller; by default a server that is no Galera node); ``progress``: what the run
+        publishes (progress.py; by default nothing)."""
         self.engine = engine
         self.options = options or RunOptions()
         self.profile = profile or ServerProfile(engine.url.get_backend_name())
+        self.progress = progress or Progress()
         self.online = online
         self.galera = self.profile.on_galera  # a Galera node: batches back off under flow control
         self.flow_control = {}  # data migration name -> FlowControl.result(), on Galera
@@ -68,7 +71,7 @@ class Runner(object):
         self.warnings = []
         # Glance's own triggers, which a shadow copy carries across its swap, come from the revisions.
         self.online_ddl = OnlineDDL(warn or self.warnings.append, self.options, self.profile, hold=tablespace_hold,
-                                    copy=online, carried=CARRIED_TRIGGERS)
+                                    copy=online, carried=CARRIED_TRIGGERS, progress=self.progress)
 
     def _begin(self, ddl=True):
         conn = self.engine.connect()
@@ -135,6 +138,7 @@ class Runner(object):
     def _upgrade(self, conn, revision_id, applied, write_rows=True):
         """Run one revision's upgrade() (and write its alembic_version rows) on ``conn``."""
         stopping.check("before revision %s" % revision_id)
+        self.progress.revision(revision_id)  # progress hook
         revision = GRAPH.get(revision_id)
         after = set(applied) | {revision_id}
         check = getattr(revision.script, "data_loss_check", None)
@@ -190,9 +194,13 @@ class Runner(object):
         conn.commit()
         return not log_bin or str(binlog_format).upper() != "STATEMENT"
 
-    def run_data_migration(self, migration, batch_size, max_rows=None):
-        """Move a data migration's rows in batches; return rows migrated."""
+    def run_data_migration(self, migration, batch_size, max_rows=None, rows_total=None):
+        """Move a data migration's rows in batches; return rows migrated. ``rows_total``: the rows
+        the plan counted, for the progress."""
         migrated = 0
+        if rows_total is not None and max_rows is not None:
+            rows_total = min(rows_total, max_rows)
+        self.progress.step("data migration", migration.name, rows_total=rows_total)  # progress hook
         with self._begin_batches() as conn:
             pacing = for_connection(conn, batch_size, self.galera, self.sleep)
             for step in migration.STEPS:
@@ -209,6 +217,10 @@ class Runner(object):
                     migrated += count
                     after = keys[-1]
                     pacing.after()
+                    self.progress.rows(  # progress hook
+                        migrated, None if rows_total is None else max(migrated, rows_total))
+                    self.progress.throttled(  # progress hook
+                        "Galera flow control" if pacing.batch_size < batch_size else None)
                     if self.online and len(keys) == limit:  # more to come: let others in
                         pause_after_batch(took, self.sleep)
             if self.galera:  # off Galera there is nothing to report

@@ -11,6 +11,7 @@ import time
 from . import connection as db_connection
 from . import direct
 from . import leftovers as run_leftovers
+from . import progress as run_progress
 from .data_migrations import MIGRATIONS
 from .db_errors import STATE_READ, describe_db_error, with_backoff
 from .deps import driver, sa
@@ -37,6 +38,7 @@ class DatabaseState(object):
         self.galera = None  # on a Galera node: galera_facts()
         self.leftovers = []  # what a stopped run left (leftovers.read), MySQL only
         self.lease = None  # on Galera: the migration lock's lease of this database (leftovers.read_lease)
+        self.progress = None  # the step a run publishes (progress.py), "running" or "stale"; MySQL and SQLite
         self.schema_contradictions = []  # what the schema shows against alembic_version (_check_markers)
         self.table_sizes = {}  # MySQL: table -> {"rows" (the server's estimate), "data", "indexes"} in bytes
         self.unknown_rows = [r for r in self.rows if LEGACY_ROWS.get(r, r) not in GRAPH.by_id]
@@ -163,12 +165,26 @@ class DatabaseState(object):
             facts["up_to_date"] = self.next_step == "none" and not self.leftovers
         else:
             facts.update(next_step="unknown", check_exit_code=None, up_to_date=False)
-        facts["run"] = {"leftovers": list(self.leftovers), "lease": self.lease, "msg": self.run_message()}
+        facts["run"] = {"leftovers": list(self.leftovers), "lease": self.lease, "progress": self.progress,
+                        "msg": self.run_message()}
         return facts
 
     def run_message(self):
-        """What the facts say of a stopped run: its leftovers, its stale lease; else None."""
-        said = [self.leftovers_message()] if self.leftovers else []
+        """What the facts say of a running run (its step), or of a stopped one: its leftovers,
+        its stale lease; else None."""
+        running = self.progress is not None and self.progress["state"] == "running"
+        if running:  # its copy's tables and triggers are its work, not leftovers
+            return ("A run is in progress (%s on host %s, pid %s): %s. Its work tables, if any, are not "
+                    "leftovers; wait for it (a writing module waits for the migration lock)." % (
+                        self.progress.get("phase"), self.progress.get("host"), self.progress.get("pid"),
+                        self.progress["line"]))
+        said = []
+        if self.progress is not None:
+            said.append("A run of %s (host %s, pid %s) stopped at %s: it no longer holds the migration "
+                        "lock, so what it shows is stale. Run glance_db_%s again to finish it." % (
+                            self.progress.get("phase"), self.progress.get("host"), self.progress.get("pid"),
+                            run_progress.line(dict(self.progress, throttled=None))[:-len(run_progress.STALE)], self.progress.get("phase")))
+        said += [self.leftovers_message()] if self.leftovers else []
         if self.lease and self.lease["stale"]:
             said.append("The migration lock's lease of a run that stopped (node %s, expired %s) stands in %s.leases: "
                         "harmless, the next writing run takes it over once no statement of that run is "
@@ -228,6 +244,33 @@ def read_direct(raw_url):
     except Exception as exc:  # the server refused or never answered: SQLAlchemy would meet the same
         raise ConnectionFailed(describe_db_error(exc, url))
     return direct.read_with(conn, url, _read)
+
+
+def read_progress_direct(raw_url):
+    """Only the step a run publishes (progress.py), or None, read with the database driver
+    alone: cheap enough to poll while a run lasts (glance_db_wait). Raises NeedsSqlAlchemy
+    when the URL needs SQLAlchemy's dialect to be opened (read() then reads everything)."""
+    url = direct.parse_plain_url(raw_url)
+    if url is None:
+        raise direct.NeedsSqlAlchemy("the URL")
+    if url.backend == "sqlite":
+        return run_progress.read_sqlite(url.database)
+    if url.backend != "mysql":
+        return None  # not published on PostgreSQL (docs/progress.md)
+    try:
+        conn = direct.connect_direct(url)
+    except Exception as exc:  # the server refused or never answered
+        raise ConnectionFailed(describe_db_error(exc, url))
+    if conn is None:
+        raise direct.NeedsSqlAlchemy("the driver")
+    try:
+        queries = direct.DriverQueries(conn, url)
+        galera = galera_facts(queries) is not None
+        lease = run_leftovers.read_lease(queries.rows) if galera else None
+        return run_progress.read_mysql(queries.rows, run_leftovers.LEASE_DATABASE, galera=galera, lease=lease)
+    finally:
+        conn.rollback()
+        conn.close()
 
 
 def _missing_sqlite_state(path):
@@ -312,8 +355,12 @@ def _read(queries, count=True):
         state.leftovers = run_leftovers.read(queries.rows)
         if state.galera is not None:
             state.lease = run_leftovers.read_lease(queries.rows)
+        state.progress = run_progress.read_mysql(queries.rows, run_leftovers.LEASE_DATABASE,
+                                                 galera=state.galera is not None, lease=state.lease)
         state.table_sizes = dict((name, {"rows": int(rows or 0), "data": int(data or 0), "indexes": int(indexes or 0)})
                                  for name, rows, data, indexes in queries.rows(TABLE_SIZES))
+    elif dialect == "sqlite":
+        state.progress = run_progress.read_sqlite(queries.database)
     for migration in MIGRATIONS if count else ():
         if state.window_open(migration):
             state.pending[migration.name] = queries.count_rows(migration)

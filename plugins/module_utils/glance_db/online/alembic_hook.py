@@ -54,7 +54,8 @@ ALREADY_DONE = {
 class OnlineDDL(object):
     """Wraps an Alembic MigrationContext's statement execution (MySQL only)."""
 
-    def __init__(self, warn, options=None, profile=None, sleep=time.sleep, hold=None, copy=False, carried=None):
+    def __init__(self, warn, options=None, profile=None, sleep=time.sleep, hold=None, copy=False, carried=None,
+                 progress=None):
         self.warn = warn
         self.sleep = sleep
         self.hold = hold  # a TablespaceHold, or None
@@ -62,7 +63,8 @@ class OnlineDDL(object):
         self.carried = carried  # Glance's triggers a copy carries across its swap (cut_over.py)
         # Online: a large table's rebuild or index build through a shadow copy (copier.py).
         self.copy = TableCopy(self._ddl, options, profile, sleep=sleep, warn=warn,
-                              datadir=hold.datadir if hold else None, carried=carried) if copy else None
+                              datadir=hold.datadir if hold else None, carried=carried,
+                              progress=progress) if copy else None
         self._queued = None  # (connection, table, [(ALTER clause, rebuilds, plain run)])
 
     def _ddl(self, connection, sql):

@@ -34,6 +34,7 @@ from .. import leftovers, stopping
 from ..leftovers import NEW, TRIGGER
 from ..options import RunOptions
 from ..profile import ServerProfile
+from ..progress import Progress
 from ..db_errors import (BATCH, NO_SUCH_TABLE, ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED, code_of,
                          with_backoff)
 from . import BATCH_ROWS, GALERA_BATCH_ROWS, MIN_ROWS, inspector, takes_copy
@@ -55,11 +56,12 @@ class TableCopy(object):
     """Runs ALTER TABLE statements on large tables through a shadow copy (see the module's doc)."""
 
     def __init__(self, run_ddl, options=None, profile=None, sleep=time.sleep, batch_rows=None, min_rows=MIN_ROWS,
-                 warn=None, datadir=None, carried=None):
+                 warn=None, datadir=None, carried=None, progress=None):
         """``options``: the run's options.RunOptions; ``profile``: the server's profile.ServerProfile
         (by default a MySQL server that is no Galera node)."""
         self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
         self.options = options or RunOptions()
+        self.progress = progress or Progress()  # progress.py: what the run publishes (by default nothing)
         profile = profile or ServerProfile("mysql")
         self.warn = warn or (lambda text: None)
         self.datadir = datadir  # the server's data directory on this host (mysql_datadir), or None
@@ -103,10 +105,12 @@ class TableCopy(object):
                     raise CopyRefused(str(getattr(exc, "orig", exc)))
             rows, batches = self._copy(conn, table, new, columns, key)
             held = self._hold_swap(conn, table)
+            self.progress.stage("pointing foreign keys at the copy")  # progress hook
             self.cut_over.prepare(conn, table, new)
         except BaseException:
             self._clear_after_failure(conn, table)
             raise
+        self.progress.stage("swapping")  # progress hook
         self.cut_over.swap(conn, table, new)
         self.copies.append({"table": table, "alter": clause, "rows": rows, "batches": batches,
                             "seconds": round(time.monotonic() - started, 2), "estimated_bytes": needed})
@@ -117,7 +121,10 @@ class TableCopy(object):
         """With hold_swap, wait (the copy kept in step) until the operator releases the swap; return
         the seconds held, or None without it. Before the cut-over's first step: the children's foreign
         keys keep pointing at the table while held, and the stall follows the release at once."""
-        return self.swap_hold.wait(conn, table) if self.swap_hold else None
+        if not self.swap_hold:
+            return None
+        self.progress.stage("waiting to swap")  # progress hook
+        return self.swap_hold.wait(conn, table)
 
     def _check_space(self, conn, table):
         """The room the copy needs (inspector.room_needed); refused when the data directory
@@ -208,6 +215,11 @@ class TableCopy(object):
             batch_conn.rollback()
             if upper is None:
                 return rows, batches
+            # progress hook: the rows up to ``upper``, each batch's share counted as it is copied
+            total = inspector.scalar(batch_conn, "SELECT COUNT(*) FROM `%s` WHERE `%s` <= %%s" % (table, key), upper)
+            batch_conn.rollback()
+            self.progress.copy(table, total)
+            scanned = 0
             pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
             while True:
                 stopping.check("while copying %s (%d rows copied)" % (table, rows))
@@ -223,10 +235,14 @@ class TableCopy(object):
                     where, params = where + " AND `%s` <= %%s" % key, params + [last]
                 rows += self._batch(batch_conn, copy.format(n=new, c=names, t=table, k=key, where=where), params)
                 batches += 1
+                scanned = total if last is None else min(total, scanned + pacing.batch_size)  # progress hook
+                self.progress.rows(scanned)  # progress hook
                 if last is None:
                     return rows, batches
                 after = last
                 pacing.after()
+                self.progress.throttled(  # progress hook
+                    "Galera flow control" if pacing.batch_size < self.batch_rows else None)
                 pause_after_batch(time.monotonic() - started, self.sleep)
 
     def _batch(self, conn, sql, params):

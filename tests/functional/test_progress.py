@@ -1,0 +1,143 @@
+"""Operators see what a long run is doing (issue 26, points 1-3; docs/progress.md).
+
+The role's expand entry point runs glance_db_expand with async, and glance_db_wait prints
+one line per poll: on 100,000 images at mitaka02 each of the three copies of images is
+named and counted up to its total. Meanwhile glance_db_facts, run as its module in
+another process, sees the run. A run killed (SIGKILL) part-way is seen as stale, naming
+the module to run, and that module's next run clears it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
+from parity import differences
+
+HERE = Path(__file__).resolve().parent
+RUN_PHASE = str(HERE / "run_phase.py")
+IMAGES = 100000
+KILLED_IMAGES = 60000  # a copy of some seconds: the kill lands in it
+LINE = re.compile(r"\] expand: copy (\d+) of (\d+), (\w+): ([\d,]+)/([\d,]+) \((\d+) %\)")
+
+
+def seed(db, count):
+    """mitaka02 images, members and locations made by the server (the sequence engine): seconds."""
+    from galera import seed_pre_ocata_fast
+
+    class OneServer(object):
+        def engine(self, _node):
+            return db.engine
+    phases.run(db.engine, "sync", version="mitaka02")
+    return seed_pre_ocata_fast(OneServer(), count)
+
+
+def facts(url):
+    """glance_db_facts as Ansible runs it, in a process of its own."""
+    done = subprocess.run([sys.executable, RUN_PHASE, "module", "facts", json.dumps({"connection": url})],
+                          capture_output=True, text=True, timeout=120, check=False)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def watch_facts(url, seen, stop):
+    while not stop.is_set():
+        try:
+            progress = facts(url)["glance_db"]["run"]["progress"]
+        except (ValueError, KeyError, IndexError):
+            continue  # a read that met the copy's swap: the next one
+        if progress:
+            seen.append(progress)
+
+
+def test_the_roles_expand_shows_each_copy_and_facts_see_the_run(make_database, tmp_path):
+    db = make_database("mysql")
+    seed(db, IMAGES)
+    playbook = tmp_path / "expand.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"glance_db_connection": db.url, "glance_db_progress_poll": 0.2},
+        "tasks": [{"ansible.builtin.include_role": {"name": "openstack_ops.glance.glance_db",
+                                                    "tasks_from": "expand"}}],
+    }]))
+    seen, stop = [], threading.Event()
+    watcher = threading.Thread(target=watch_facts, args=(db.url, seen, stop))
+    watcher.start()
+    try:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)],
+            capture_output=True, text=True, timeout=900, check=False, cwd=str(tmp_path),
+            env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    finally:
+        stop.set()
+        watcher.join()
+    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
+
+    counts = {}  # copy -> the counts printed
+    for index, count, table, rows, total, _percent in LINE.findall(done.stdout):
+        assert (count, table, int(total.replace(",", ""))) == ("3", "images", IMAGES), done.stdout
+        counts.setdefault(int(index), []).append(int(rows.replace(",", "")))
+    assert sorted(counts) == [1, 2, 3], done.stdout
+    assert re.search(r"expand: copy \d of 3, images: [\d,]+/100,000 \(\d+ %\), [\d,]+ rows/s, ETA \d+ (s|min)",
+                     done.stdout), done.stdout
+    for index in (1, 2, 3):  # seen done by a poll, or by the job's result if the run ended first
+        assert re.search(r"expand: copy %d of 3, images: 100,000/100,000 \(100 %%\), done in \d+" % index,
+                         done.stdout), done.stdout
+    for index, printed in counts.items():
+        intermediate = set(n for n in printed if 0 < n < IMAGES)
+        assert len(intermediate) >= 5, (index, printed)
+        assert printed == sorted(printed) and printed[-1] == IMAGES, (index, printed)  # it reaches its total
+
+    # Another process saw the run while it lasted, each copy named by its table and revision.
+    assert seen and all(p["state"] == "running" for p in seen), seen[:3]
+    assert set(p["phase"] for p in seen) <= {"expand", "migrate"} and "expand" in set(p["phase"] for p in seen)
+    names = set(p["name"] for p in seen if p["step"] == "copy")
+    assert names == {"images for ocata_expand01", "images for rocky_expand01", "images for rocky_expand02"}, names
+    assert all(p["host"] and p["pid"] for p in seen)
+    # Once over, nothing is left running.
+    after = facts(db.url)["glance_db"]["run"]
+    assert after["progress"] is None and after["msg"] is None, after
+
+
+def test_a_killed_run_is_seen_as_stale_and_its_next_run_clears_it(make_database, tmp_path):
+    db = make_database("mysql")
+    seed(db, KILLED_IMAGES)
+    run = subprocess.Popen([sys.executable, RUN_PHASE, "module", "expand", json.dumps({"connection": db.url})],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        seen = None
+        while time.monotonic() < deadline and run.poll() is None:
+            seen = facts(db.url)["glance_db"]["run"]
+            if seen["progress"] and seen["progress"]["step"] == "copy" and seen["progress"]["rows_done"]:
+                break
+        os.kill(run.pid, signal.SIGKILL)
+        assert seen["progress"]["state"] == "running", seen
+        assert seen["msg"].startswith("A run is in progress (expand on host %s, pid %d): expand: copy" % (
+            seen["progress"]["host"], run.pid)), seen["msg"]
+    finally:
+        run.wait(30)
+
+    found = facts(db.url)["glance_db"]["run"]
+    assert found["progress"]["state"] == "stale", found
+    assert found["progress"]["line"].endswith("(stale: its process no longer holds the migration lock)"), found
+    assert re.search(r"stopped at expand: copy \d of 3, images: [\d,]+/60,000 \(\d+ %\)[\w ,]*: it no longer holds",
+                     found["msg"]), found["msg"]
+    assert "Run glance_db_expand again" in found["msg"], found["msg"]
+
+    # The next expand takes the lock, clears the copy's leftovers and the record, and finishes.
+    again = subprocess.run([sys.executable, RUN_PHASE, "module", "expand", json.dumps({"connection": db.url})],
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert json.loads(again.stdout.strip().splitlines()[-1]).get("failed") is not True, again.stdout[-2000:]
+    found = facts(db.url)["glance_db"]["run"]
+    assert found["progress"] is None and found["leftovers"] == [], found
+    assert differences(db.engine, "mysql", "online_expand_from_mitaka02") == ""
