@@ -480,6 +480,27 @@ def test_a_user_who_may_not_create_triggers_gets_the_plain_route_and_a_warning(m
     assert visibilities(db) == expected
 
 
+@pytest.mark.parametrize("version", ["mitaka02", "ocata_expand01", HEAD])
+def test_the_copy_is_created_as_like_makes_it_without_naming_the_table(make_database, version):
+    """Every Glance table's copy, written from its definition (no LIKE: on Galera that locks
+    the table cluster-wide), is what CREATE TABLE ... LIKE makes: columns, indexes, checks,
+    engine and charset; no foreign keys, the counter from 1."""
+    db = make_database("mysql")
+    phases.run(db.engine, "sync", version=version)
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("ALTER TABLE image_properties AUTO_INCREMENT = 500")
+        tables = [t for t in inspector.names(conn, "SHOW TABLES") if t != "alembic_version"]
+        assert "images" in tables and "image_properties" in tables
+        for table in tables:
+            statement = inspector.create_copy(conn, table, "copy_" + table)
+            assert " LIKE " not in statement and " FOREIGN KEY " not in statement, statement
+            conn.exec_driver_sql(statement)
+            conn.exec_driver_sql("CREATE TABLE `like_%s` LIKE `%s`" % (table, table))
+            made, like = (inspector.definition(conn, p + table).replace(p + table, "t") for p in ("copy_", "like_"))
+            assert made == like, table
+            conn.exec_driver_sql("DROP TABLE `copy_%s`, `like_%s`" % (table, table))
+
+
 def test_schema_changes_wait_for_an_innodb_lock_two_seconds_at_most(make_database):
     """An online ALTER's last step can wait on an InnoDB lock for a writer that waits for the
     ALTER's metadata lock, a cycle no deadlock detector sees: DDL sessions bound that wait."""

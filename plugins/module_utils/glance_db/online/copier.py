@@ -8,8 +8,9 @@ every node's writers wait). On a table a copy takes (the route, in __init__.py)
 an online expand or contract takes this route instead (the pt-online-schema-change
 one):
 
-1. ``_glance_new_<table>`` is created LIKE the table and the ALTER runs on it,
-   empty, so at once;
+1. ``_glance_new_<table>`` is created as the table is (inspector.create_copy: what
+   LIKE makes, without LIKE's lock on the table) and the ALTER runs on it, empty,
+   so at once;
 2. three AFTER triggers on the table repeat each insert, update and delete on it;
 3. the rows are copied in primary-key batches, each its own short transaction
    with its source rows share-locked (a write to them waits for the batch, or
@@ -86,7 +87,7 @@ class TableCopy(object):
         self.clear_leftovers(conn, table)
         needed = self._check_space(conn, table)
         new = NEW % table
-        self.run_ddl(conn, "CREATE TABLE `%s` LIKE `%s`" % (new, table))
+        self.run_ddl(conn, inspector.create_copy(conn, table, new))
         try:
             before = inspector.definition(conn, new)
             self.run_ddl(conn, "ALTER TABLE `%s` %s" % (new, clause))

@@ -3,7 +3,8 @@
 
 copier.TableCopy.rebuild runs it once the rows are copied (steps 4 to 6 of copier.py):
 
-4. the child tables' foreign keys are pointed at the copy (prepare:
+4. the copy gets stand-ins of the table's own triggers (below), then the child
+   tables' foreign keys are pointed at the copy (prepare:
    ``foreign_key_checks = 0``, ALGORITHM=INPLACE: metadata only; dropped and added
    again under the same name, Glance's; on one server all of them run under one
    LOCK TABLES of the table, the copy and every child, see point_foreign_keys and
@@ -15,7 +16,7 @@ copier.TableCopy.rebuild runs it once the rows are copied (steps 4 to 6 of copie
 A table's own triggers (Glance's Ocata ones, on images between ocata_expand01 and
 ocata_contract01) would leave with the old copy too. They are carried across with
 what the revisions pass in (``carried``: Glance's name -> the function that writes
-its CREATE TRIGGER): just before the swap the copy gets a stand-in of each (the
+its CREATE TRIGGER): before its foreign keys move, the copy gets a stand-in of each (the
 same derivations, never refusing), which keeps release N-1 and N writes in step
 from the swap on; after it, Glance's trigger is created again under its own name,
 to run before the stand-in (PRECEDES), and the stand-in is dropped. While both run,
@@ -61,12 +62,14 @@ class CutOver(object):
         self.carried = carried or {}  # Glance's trigger name -> create(table, name=, precedes=, stand_in=)
 
     def prepare(self, conn, table, new):
-        """Before the swap: the children's foreign keys recorded and pointed at ``new``, and
-        a stand-in on ``new`` for each of ``table``'s own triggers."""
-        self.record_foreign_keys(conn, table)
-        self.point_foreign_keys(conn, table, new)
+        """Before the swap: a stand-in on ``new`` for each of ``table``'s own triggers, then
+        the children's foreign keys recorded and pointed at ``new``. The stand-ins first: once
+        a child's foreign key names ``new``, that child's writers hold a metadata lock on it,
+        and a CREATE TRIGGER on ``new`` (on Galera, in isolation) would abort them."""
         for name in inspector.own_triggers(conn, table):
             self.run_ddl(conn, self.carried[name](table=new, name=STAND_IN % name, stand_in=True))
+        self.record_foreign_keys(conn, table)
+        self.point_foreign_keys(conn, table, new)
 
     def swap(self, conn, table, new):
         """``new`` becomes ``table``; the old table goes, and Glance's triggers come back."""

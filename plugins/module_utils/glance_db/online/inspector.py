@@ -9,6 +9,7 @@ function takes a connection of the run.
 from __future__ import annotations
 
 import os
+import re
 
 from ..errors import GlanceDbError
 from ..leftovers import STAND_IN, TRIGGER_PREFIX
@@ -41,6 +42,23 @@ def exists(conn, table):
 
 def definition(conn, table):
     return conn.exec_driver_sql("SHOW CREATE TABLE `%s`" % table).one()[1]
+
+
+def create_copy(conn, table, new):
+    """The CREATE TABLE of an empty ``new`` that is what ``CREATE TABLE new LIKE table``
+    makes, written from the table's own definition: on Galera a CREATE TABLE ... LIKE
+    runs in isolation with a metadata lock on ``table`` and aborts, on every node, the
+    transactions that hold it (a child's insert does, through its foreign key); a plain
+    CREATE TABLE names only ``new``. As LIKE does, the table's foreign keys are left
+    out (their names are the database's, taken) and its AUTO_INCREMENT counter too."""
+    lines = definition(conn, table).split("\n")
+    head = "CREATE TABLE `%s` (" % table
+    if lines[0] != head:  # never seen: then the server's own LIKE
+        return "CREATE TABLE `%s` LIKE `%s`" % (new, table)
+    body = [line for line in lines[1:-1] if not re.match(r"\s*CONSTRAINT `[^`]+` FOREIGN KEY ", line)]
+    body = [line.rstrip(",") + ("," if i < len(body) - 1 else "") for i, line in enumerate(body)]
+    tail = re.sub(r" AUTO_INCREMENT=\d+", "", lines[-1])
+    return "\n".join(["CREATE TABLE `%s` (" % new] + body + [tail])
 
 
 def columns(conn, table):
