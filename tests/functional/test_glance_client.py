@@ -80,7 +80,10 @@ def assert_glance_kept(result, images, tmp_path, known_failures=None):
     assert verify["glance"]["images"] > 0 and verify["glance"]["destroyed"] > 0 and verify["glance"]["tasks"] > 0
     standins = verify["standins"]
     assert (standins["lost_rows"], standins["lost_values"], standins["wrong_visibility"],
-            standins["lost_members"], standins["uncertain_images"]) == (0, 0, 0, 0, 0), standins
+            standins["lost_members"]) == (0, 0, 0, 0), standins
+    # An image whose stand-in call failed cannot be judged (did the failed write land?): only
+    # a known failure may leave one, and never more than the calls that failed.
+    assert standins["uncertain_images"] <= (len(result["failures"]) if known_failures else 0), standins
     assert standins["images_checked"] > 0
     assert (verify["seed"]["lost_rows"], verify["seed"]["wrong_visibility"]) == (0, 0), verify["seed"]
     if result["failures"]:

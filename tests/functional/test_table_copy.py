@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import leftovers, online, phases, stopping
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier, cut_over, inspector, statements
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions import visibility
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import RunOptions
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata, visibilities
 
@@ -508,7 +509,7 @@ def test_schema_changes_wait_for_an_innodb_lock_two_seconds_at_most(make_databas
         DDL_INNODB_LOCK_WAIT_SECONDS, Runner,
     )
     db = make_database("mysql")
-    runner = Runner(db.engine, online=True, ddl_lock_wait_timeout=10)
+    runner = Runner(db.engine, RunOptions(ddl_lock_wait_timeout=10), online=True)
     server_default = db.scalar("SELECT @@global.innodb_lock_wait_timeout")
     with runner._begin() as ddl:
         assert ddl.exec_driver_sql("SELECT @@session.innodb_lock_wait_timeout, @@session.lock_wait_timeout").one() \
