@@ -45,16 +45,23 @@ LEASE_TABLE_QUERY = ("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE
                      "' AND TABLE_NAME = 'leases'")
 
 
+def rows_in_lock_database(rows, exists, select):
+    """The rows of ``select`` on a table of the lock database, or [] when ``exists`` (a COUNT of
+    that table in information_schema) finds none or the user may not read it: then there is
+    nothing to report. Shared by the lease (read_lease) and the progress (progress.read_mysql)."""
+    try:
+        if not rows(exists)[0][0]:
+            return []
+        return rows(select)
+    except Exception:  # pylint: disable=broad-except  # no SELECT on the lock database: nothing to report
+        return []
+
+
 def read_lease(rows):
     """This database's lease on a Galera node, ``{"holder", "node", "acquired_at", "expires_at",
     "stale"}``, or None (no lease, or no right to read it). A stale lease outlived its run: its
     holder stopped renewing it; the next writing run takes it over."""
-    try:
-        if not rows(LEASE_TABLE_QUERY)[0][0]:
-            return None
-        found = rows(LEASE_QUERY)
-    except Exception:  # pylint: disable=broad-except  # no SELECT on the lock database: nothing to report
-        return None
+    found = rows_in_lock_database(rows, LEASE_TABLE_QUERY, LEASE_QUERY)
     if not found:
         return None
     holder, node, acquired, expires, expired = found[0]

@@ -33,6 +33,8 @@ import os
 import socket
 import time
 
+from .leftovers import rows_in_lock_database
+
 PUBLISH_SECONDS = 0.5
 # The share of a step done before its ETA is given: the first batches are no guide.
 ETA_AFTER = 0.03
@@ -329,12 +331,7 @@ def read_mysql(rows, lock_database, galera=False, lease=None):
     ``state`` V(running) while its run holds the migration lock (on Galera the ``lease`` read
     by leftovers.read_lease; elsewhere GET_LOCK's holder), else V(stale)."""
     select, exists = _query(lock_database)
-    try:
-        if not rows(exists)[0][0]:
-            return None
-        found = rows(select)
-    except Exception:  # pylint: disable=broad-except  # no SELECT on the lock database: nothing to report
-        return None
+    found = rows_in_lock_database(rows, exists, select)
     if not found:
         return None
     holder, text, updated = found[0]
