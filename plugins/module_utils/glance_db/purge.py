@@ -113,6 +113,7 @@ class Purge(object):
         self.parents = ("images",) if images_table else IMAGE_CHILDREN + ("tasks",)
         self.retries = 0
         self.pacing = Unpaced(batch_size)  # on Galera, the last run's: flow control met and backoffs
+        self.profile = None  # profile.ServerProfile of the server, read with the state by plan()
 
     # ---- choosing rows
     def _candidates(self, table, boundary):
@@ -142,14 +143,15 @@ class Purge(object):
                 "The database has no Glance table %s: it is empty or not a Glance database. "
                 "Create it with glance_db_sync first, or point connection at the Glance database."
                 % ", ".join(missing))
-        require_untouched_by_a_stopped_run(on_connection(conn))
+        return require_untouched_by_a_stopped_run(on_connection(conn))
 
     # ---- check mode
     def plan(self):
         """Rows per table that a run would delete now."""
         counts = dict((t, 0) for t in self.tables)
         with self.engine.connect() as conn:
-            self._check_database(conn)
+            # The server's profile, read with the state: which lock run() takes.
+            self.profile = ServerProfile.of_state(self._check_database(conn))
             for name in self.parents:
                 table = _soft_deleted(name)
                 boundary = self._boundary(conn, table)
@@ -292,10 +294,9 @@ def run(job, options=None, check_mode=False, diff=False, warn=None):
         counts = dict((t, 0) for t in job.tables)  # nothing to do: not even the lock
     else:
         # The lock keeps a purge out of a schema upgrade's way (and two purges apart):
-        # the phases' lock, with the same options (profile.py).
-        profile = ServerProfile.read(job.engine)
-        with profile.migration_lock(job.engine, options or RunOptions()):
-            counts = job.run(galera=profile.on_galera)
+        # the phases' lock, with the same options (profile.py), on the server plan() read.
+        with job.profile.migration_lock(job.engine, options or RunOptions()):
+            counts = job.run(galera=job.profile.on_galera)
     total = sum(counts.values())
     result = dict(changed=total > 0, rows=counts, total=total, age_in_days=job.age_in_days,
                   msg=message(counts, job.age_in_days, check_mode))
