@@ -136,10 +136,12 @@ def run_role(tmp_path, steps, glance, name="role", **variables):
         "content": "{{ [%s] | to_json }}" % ", ".join("step_%d" % i for i in range(len(steps)))}})
     playbook = tmp_path / ("%s.yml" % name)
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-    # localhost in the inventory: the API group (all) has it, for preflight and contract.
+    # localhost in the inventory: the API group (all) has it, for preflight and contract, which
+    # reads each API host's release from its host variables (a role variable is not one).
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "glance_db_node_release": GRAPH.get(GRAPH.heads[CONTRACT]).release}}}}))
     done = subprocess.run([str(BIN / "ansible-playbook"), "-v", "-i", str(inventory), str(playbook)],
                           capture_output=True, text=True, timeout=600, check=False, env=dict(os.environ, **QUIET))
     assert results.exists(), done.stdout[-4000:] + done.stderr[-2000:]
