@@ -320,18 +320,12 @@ def for_server(engine, profile, options):
 
 
 # ---- reading it back (the facts)
-def _query(database):
-    return ("SELECT holder, record, updated_at FROM `%s`.`%s` WHERE name = DATABASE()"
-            % (database, TABLE), "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' "
-            "AND TABLE_NAME = '%s'" % (database, TABLE))
-
-
 def read_mysql(rows, lock_database, galera=False, lease=None):
-    """The running step of this database's run on MySQL/MariaDB, or None: its record, with
-    ``state`` V(running) while its run holds the migration lock (on Galera the ``lease`` read
-    by leftovers.read_lease; elsewhere GET_LOCK's holder), else V(stale)."""
-    select, exists = _query(lock_database)
-    found = rows_in_lock_database(rows, exists, select)
+    """The running step of this database's run on MySQL/MariaDB, or None: its record in
+    ``<lock_database>.progress``, with ``state`` V(running) while its run holds the migration
+    lock (on Galera the ``lease`` read by leftovers.read_lease; elsewhere GET_LOCK's holder),
+    else V(stale)."""
+    found = rows_in_lock_database(rows, lock_database, TABLE, "holder, record, updated_at")
     if not found:
         return None
     holder, text, updated = found[0]
