@@ -146,8 +146,10 @@ def test_a_killed_run_is_seen_as_stale_and_its_next_run_clears_it(make_database,
     assert differences(db.engine, "mysql", "online_expand_from_mitaka02") == ""
 
 
-# ---- a run in another lock database
+# ---- lock waits, and a run in another lock database (issue 26: throttled names lock waits too)
+LOCK_WAIT = re.compile(r"lock wait: retrying a data migration batch after error 1205 \(try [2-7] of 7\)")
 LOCKED_IMAGES = 2000
+MIGRATE_BATCH = 500
 
 
 def _holding(db, where):
@@ -192,9 +194,65 @@ def _published(db, wanted, lock_database=None, seconds=60):
     return None
 
 
+def _waits(record):
+    return bool(LOCK_WAIT.fullmatch(record.get("throttled") or ""))
+
+
 def _expanded(db):
     seed(db, LOCKED_IMAGES)
     phases.run(db.engine, "expand")  # a plain expand: no copy at this size; every visibility NULL
+
+
+def test_a_batch_waiting_for_a_row_lock_is_throttled_until_it_goes_through(make_database):
+    """An API node's transaction holds an image of the first batch and one of the third: the data
+    migration's batch waits for the row lock, is tried again, and the published progress says so
+    (lock wait, error 1205, the try); once the first goes through it no longer does, until the third
+    waits in turn."""
+    db = make_database("mysql")
+    _expanded(db)
+    first = _holding(db, "id = '%s'" % image_id(0))
+    third = _holding(db, "id = '%s'" % image_id(2 * MIGRATE_BATCH + 200))
+    thread, done = _in_thread(lambda: phases.run(db.engine, "migrate", batch_size=MIGRATE_BATCH))
+    try:
+        waiting = _published(db, _waits)
+        _release(first)
+        went_on = _published(db, lambda record: record.get("rows_done") and not record.get("throttled"))
+        again = _published(db, lambda record: record.get("rows_done") and _waits(record))
+    finally:
+        for held in (first, third):
+            if not held[1].closed:
+                _release(held)
+        thread.join(180)
+    assert waiting, "the first batch's lock wait was never published"
+    assert (waiting["state"], waiting["step"], waiting["rows_done"]) == ("running", "data migration", 0), waiting
+    assert waiting["line"].endswith(", throttled: " + waiting["throttled"]), waiting["line"]
+    assert went_on and went_on["state"] == "running", "the run kept saying it waited once the batch went through"
+    assert again and again["rows_done"] < LOCKED_IMAGES, again
+    assert "error" not in done, done
+    assert done["outcome"].migrated[0] == {"name": "ocata_migrate01_community_images", "migrated": LOCKED_IMAGES,
+                                           "remaining": 0}, done["outcome"].migrated
+    assert state.read_progress_direct(db.url) is None
+
+
+def test_a_schema_change_waiting_for_a_metadata_lock_is_throttled(make_database):
+    """An open transaction that read images holds its metadata lock: expand's ALTER TABLE waits
+    ddl_lock_wait_timeout (1 s), is tried again, and the progress names the statement meanwhile."""
+    db = make_database("mysql")
+    seed(db, 10)
+    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    reader = engine.connect()
+    reader.exec_driver_sql("SELECT COUNT(*) FROM images").fetchall()  # the transaction stays open
+    thread, done = _in_thread(lambda: phases.run(db.engine, "expand", ddl_lock_wait_timeout=1))
+    try:
+        waiting = _published(db, lambda record: (record.get("throttled") or "").startswith(
+            "lock wait: retrying ALTER TABLE images after error 1205 (try "))
+    finally:
+        reader.rollback()
+        reader.close()
+        engine.dispose()
+        thread.join(180)
+    assert waiting and waiting["step"] == "revision" and waiting["name"] == "ocata_expand01", waiting
+    assert "error" not in done and "ocata_expand01" in done["outcome"].applied_revisions, done
 
 
 def test_a_run_in_another_lock_database_is_seen_by_facts_given_that_database(make_database, tmp_path):

@@ -45,6 +45,7 @@ STEP_KEYS = ("phase", "step", "name", "index", "count", "table", "revision", "st
              "percent", "rows_per_second", "eta_seconds", "throttled", "step_started_at")
 STALE = " (stale: its process no longer holds the migration lock)"
 KEEP_FINISHED = 10  # the steps that moved rows, kept in the record once over (newest last)
+LOCK_WAIT = "lock wait: retrying %s after error %s (try %d of %d)"
 
 
 def _utc_now():
@@ -147,10 +148,11 @@ class Progress(object):
         self.record["finished"] = (self.record.get("finished") or [])[-(KEEP_FINISHED - 1):] + [done]
 
     def stage(self, stage):
-        """Within a copy: ``copying rows``, ``pointing foreign keys at the copy``, ``swapping``."""
+        """Within a copy: ``copying rows``, ``pointing foreign keys at the copy``, ``swapping``.
+        What held the stage before (flow control, a lock wait) says nothing of this one."""
         if self.record is None:
             return
-        self.record.update(stage=stage, rows_per_second=None, eta_seconds=None)
+        self.record.update(stage=stage, rows_per_second=None, eta_seconds=None, throttled=None)
         self._publish(force=True)
 
     def rows(self, done, total=None):
@@ -178,6 +180,22 @@ class Progress(object):
             return
         self.record["throttled"] = why
         self._publish(force=True)
+
+    @contextlib.contextmanager
+    def lock_waits(self, what):
+        """Around db_errors.with_backoff: yields its ``on_retry``, which says the run is throttled
+        while ``what`` (a copy batch, a schema change) is tried again after a lock wait or a
+        deadlock; once it went through, the run says so no longer."""
+        said = []
+
+        def on_retry(exc, attempt, tries):
+            from .db_errors import code_of  # not at the top: the controller's glance_db_wait imports line()
+            said.append(LOCK_WAIT % (what, code_of(exc), attempt, tries))
+            self.throttled(said[-1])
+        yield on_retry
+        if said and self.record is not None and self.record.get("throttled") == said[-1]:
+            self.throttled(None)
+            self._published = None  # and the rows the caller reports next: the wait may have been long
 
     def end(self):
         """The run is over (done or failed): nothing runs any more, so nothing is published."""
