@@ -569,6 +569,31 @@ def test_schema_changes_wait_for_an_innodb_lock_two_seconds_at_most(make_databas
             server_default, BATCH_ROW_LOCK_WAIT_SECONDS)
 
 
+def test_a_copy_counts_its_rows_only_for_a_progress_someone_reads(make_database, tmp_path):
+    """The COUNT(*) of a copy's rows serves its published progress alone (rows_total): a run whose
+    progress is not published (PostgreSQL's, a store that failed, a bare TableCopy) scans nothing."""
+    db = make_database("mysql")
+    db.execute("CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v INT) ENGINE=InnoDB")
+    db.execute("INSERT INTO t SELECT seq, seq FROM seq_1_to_300")
+    counts = []
+
+    @sa.event.listens_for(db.engine, "before_cursor_execute")
+    def look(conn, cursor, statement, parameters, context, executemany):
+        if statement.upper().startswith("SELECT COUNT(*) FROM `T`"):
+            counts.append(statement)
+    unpublished = progress.Progress()
+    published = progress.Progress(progress.FileStore(str(tmp_path / "glance.sqlite")))
+    for run, column in ((unpublished, "a"), (published, "b")):
+        run.begin("expand")
+        with db.engine.connect() as conn:
+            copier.TableCopy(lambda c, sql: c.exec_driver_sql(sql), min_rows=1, progress=run).rebuild(
+                conn, "t", "ADD COLUMN %s INT" % column)
+        assert len(counts) == (0 if run is unpublished else 1), (column, counts)
+        assert (run.record["table"], run.record["rows_total"]) == ("t", None if run is unpublished else 300)
+    with db.engine.connect() as conn:
+        assert inspector.columns(conn, "t") == ["id", "v", "a", "b"]  # both copies were made and swapped
+
+
 def _glance_writes(db):
     """Release N-1 writes on images and a child, as an API node makes them: an image, its
     property, a rename, a delete."""

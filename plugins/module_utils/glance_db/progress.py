@@ -197,6 +197,11 @@ class Progress(object):
             self.throttled(None)
             self._published = None  # and the rows the caller reports next: the wait may have been long
 
+    @property
+    def publishes(self):
+        """Whether anyone can read this run's steps: what only they need (a count) is skipped otherwise."""
+        return self.store is not None and self.record is not None
+
     def end(self):
         """The run is over (done or failed): nothing runs any more, so nothing is published."""
         if self.record is None:

@@ -216,9 +216,13 @@ class TableCopy(object):
             batch_conn.rollback()
             if upper is None:
                 return rows, batches
-            # progress hook: the rows up to ``upper``, each batch's share counted as it is copied
-            total = inspector.scalar(batch_conn, "SELECT COUNT(*) FROM `%s` WHERE `%s` <= %%s" % (table, key), upper)
-            batch_conn.rollback()
+            # progress hook: the rows up to ``upper``, each batch's share counted as it is copied;
+            # counted only when someone can read it (a scan of the whole table)
+            total = None
+            if self.progress.publishes:
+                total = inspector.scalar(batch_conn, "SELECT COUNT(*) FROM `%s` WHERE `%s` <= %%s" % (table, key),
+                                         upper)
+                batch_conn.rollback()
             self.progress.copy(table, total)
             scanned = 0
             pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
@@ -236,8 +240,9 @@ class TableCopy(object):
                     where, params = where + " AND `%s` <= %%s" % key, params + [last]
                 rows += self._batch(batch_conn, copy.format(n=new, c=names, t=table, k=key, where=where), params)
                 batches += 1
-                scanned = total if last is None else min(total, scanned + pacing.batch_size)  # progress hook
-                self.progress.rows(scanned)  # progress hook
+                if total is not None:  # progress hook
+                    scanned = total if last is None else min(total, scanned + pacing.batch_size)
+                    self.progress.rows(scanned)
                 if last is None:
                     return rows, batches
                 after = last
