@@ -18,11 +18,13 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import argument_spec
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.progress import line
 
 display = Display()
 
 CONNECTION_OPTIONS = ("connection", "config_file", "config_dir")
+LOCK_DATABASE = "galera_lock_database"  # where the run publishes its progress, passed on to the facts
 # What async_status adds to the job's own result.
 ASYNC_KEYS = ("ansible_job_id", "started", "finished", "results_file", "erased")
 
@@ -31,21 +33,25 @@ class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _VALID_ARGS = frozenset(("jid", "poll", "timeout") + CONNECTION_OPTIONS)
+    _VALID_ARGS = frozenset(("jid", "poll", "timeout", LOCK_DATABASE) + CONNECTION_OPTIONS)
 
     def run(self, tmp=None, task_vars=None):
         super(ActionModule, self).run(tmp, task_vars)
-        _valid, args = self.validate_argument_spec(argument_spec=dict(
+        spec = dict(
             jid=dict(type="str", required=True),
             poll=dict(type="float", default=5.0),
             timeout=dict(type="int", default=86400),
             connection=dict(type="str", no_log=True),
             config_file=dict(type="list", elements="path"),
             config_dir=dict(type="path"),
-        ))
+        )
+        spec.update(argument_spec((LOCK_DATABASE,)))
+        _valid, args = self.validate_argument_spec(argument_spec=spec)
         if args["poll"] <= 0:
             raise AnsibleActionFail("poll must be more than 0 seconds.")
         facts_args = dict((name, args[name]) for name in CONNECTION_OPTIONS if args.get(name))
+        if facts_args:
+            facts_args[LOCK_DATABASE] = args[LOCK_DATABASE]
         async_dir = self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
         host = (task_vars or {}).get("inventory_hostname", "")
         deadline = time.monotonic() + args["timeout"]

@@ -24,6 +24,7 @@ options:
     default: false
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
+  - openstack_ops.glance.glance_db.LOCK_DATABASE
 attributes:
   check_mode:
     support: full
@@ -118,7 +119,8 @@ glance_db:
         - What a stopped run left on MySQL/MariaDB, C(leftovers) (each with C(kind) V(table) or V(trigger), C(name) and
           C(table)), and C(msg), naming the module that clears them (V(null) when none). Glance's writes go on while
           they stand; M(openstack_ops.glance.glance_db_purge) and M(openstack_ops.glance.glance_db_metadefs) refuse.
-        - C(progress), the step a writing run publishes (V(null) when none; never on PostgreSQL), see C(docs/progress.md),
+        - C(progress), the step a writing run publishes (V(null) when none; never on PostgreSQL; on MySQL/MariaDB read,
+          as the Galera C(lease), in O(galera_lock_database)), see C(docs/progress.md),
           with C(phase), C(step) (V(revision), V(copy), V(data migration)), C(name), C(index) of C(count), C(table),
           C(stage), C(rows_done) of C(rows_total), C(percent), C(rows_per_second), C(eta_seconds) (once a few percent
           are done), C(throttled) (why the run waits, or V(null)), C(host), C(pid), C(started_at), C(updated_at),
@@ -201,17 +203,19 @@ glance_db:
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import direct
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import state as db_state
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.module import GlanceDbModule
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import LOCK_DATABASE_OPTIONS
 
 
 class GlanceDbFacts(GlanceDbModule):
     reads_directly = True
+    run_options = LOCK_DATABASE_OPTIONS  # where a run's lease and progress are read
 
     argument_spec = dict(progress_only=dict(type="bool", default=False))
 
     def run(self):
         if self.params["progress_only"]:
             try:
-                progress = db_state.read_progress_direct(self.raw_url)
+                progress = db_state.read_progress_direct(self.raw_url, self.options.galera_lock_database)
             except direct.NeedsSqlAlchemy:
                 progress = self.read_state().progress
             self.exit(dict(changed=False, glance_db={"run": {"progress": progress}}))

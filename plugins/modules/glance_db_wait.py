@@ -36,6 +36,7 @@ options:
     default: 86400
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
+  - openstack_ops.glance.glance_db.LOCK_DATABASE
 attributes:
   check_mode:
     support: full

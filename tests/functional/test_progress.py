@@ -17,12 +17,15 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases, state
 from parity import differences
+from seed import image_id
 
 HERE = Path(__file__).resolve().parent
 RUN_PHASE = str(HERE / "run_phase.py")
@@ -42,9 +45,9 @@ def seed(db, count):
     return seed_pre_ocata_fast(OneServer(), count)
 
 
-def facts(url):
+def facts(url, **args):
     """glance_db_facts as Ansible runs it, in a process of its own."""
-    done = subprocess.run([sys.executable, RUN_PHASE, "module", "facts", json.dumps({"connection": url})],
+    done = subprocess.run([sys.executable, RUN_PHASE, "module", "facts", json.dumps(dict(args, connection=url))],
                           capture_output=True, text=True, timeout=120, check=False)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -141,3 +144,153 @@ def test_a_killed_run_is_seen_as_stale_and_its_next_run_clears_it(make_database,
     found = facts(db.url)["glance_db"]["run"]
     assert found["progress"] is None and found["leftovers"] == [], found
     assert differences(db.engine, "mysql", "online_expand_from_mitaka02") == ""
+
+
+# ---- lock waits, and a run in another lock database (issue 26: throttled names lock waits too)
+LOCK_WAIT = re.compile(r"lock wait: retrying a data migration batch after error 1205 \(try [2-7] of 7\)")
+LOCKED_IMAGES = 2000
+MIGRATE_BATCH = 500
+
+
+def _holding(db, where):
+    """Another connection (an API node's transaction) holding the row locks of the images ``where``
+    selects, until it is rolled back."""
+    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    conn = engine.connect()
+    conn.exec_driver_sql("SELECT id FROM images WHERE %s FOR UPDATE" % where).fetchall()
+    return engine, conn
+
+
+def _release(held):
+    engine, conn = held
+    conn.rollback()
+    conn.close()
+    engine.dispose()
+
+
+def _in_thread(run):
+    """``run()`` in a thread; its result (or error) in the dict returned once joined."""
+    done = {}
+
+    def target():
+        try:
+            done["outcome"] = run()
+        except Exception as exc:  # pylint: disable=broad-except  # the test asserts on it
+            done["error"] = exc
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, done
+
+
+def _published(db, wanted, lock_database=None, seconds=60):
+    """The first record published for ``db`` (read as glance_db_wait polls it) that ``wanted(record)``
+    finds, within ``seconds``; or None."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        record = state.read_progress_direct(db.url, lock_database)
+        if record and wanted(record):
+            return record
+        time.sleep(0.1)
+    return None
+
+
+def _waits(record):
+    return bool(LOCK_WAIT.fullmatch(record.get("throttled") or ""))
+
+
+def _expanded(db):
+    seed(db, LOCKED_IMAGES)
+    phases.run(db.engine, "expand")  # a plain expand: no copy at this size; every visibility NULL
+
+
+def test_a_batch_waiting_for_a_row_lock_is_throttled_until_it_goes_through(make_database):
+    """An API node's transaction holds an image of the first batch and one of the third: the data
+    migration's batch waits for the row lock, is tried again, and the published progress says so
+    (lock wait, error 1205, the try); once the first goes through it no longer does, until the third
+    waits in turn."""
+    db = make_database("mysql")
+    _expanded(db)
+    first = _holding(db, "id = '%s'" % image_id(0))
+    third = _holding(db, "id = '%s'" % image_id(2 * MIGRATE_BATCH + 200))
+    thread, done = _in_thread(lambda: phases.run(db.engine, "migrate", batch_size=MIGRATE_BATCH))
+    try:
+        waiting = _published(db, _waits)
+        _release(first)
+        went_on = _published(db, lambda record: record.get("rows_done") and not record.get("throttled"))
+        again = _published(db, lambda record: record.get("rows_done") and _waits(record))
+    finally:
+        for held in (first, third):
+            if not held[1].closed:
+                _release(held)
+        thread.join(180)
+    assert waiting, "the first batch's lock wait was never published"
+    assert (waiting["state"], waiting["step"], waiting["rows_done"]) == ("running", "data migration", 0), waiting
+    assert waiting["line"].endswith(", throttled: " + waiting["throttled"]), waiting["line"]
+    assert went_on and went_on["state"] == "running", "the run kept saying it waited once the batch went through"
+    assert again and again["rows_done"] < LOCKED_IMAGES, again
+    assert "error" not in done, done
+    assert done["outcome"].migrated[0] == {"name": "ocata_migrate01_community_images", "migrated": LOCKED_IMAGES,
+                                           "remaining": 0}, done["outcome"].migrated
+    assert state.read_progress_direct(db.url) is None
+
+
+def test_a_schema_change_waiting_for_a_metadata_lock_is_throttled(make_database):
+    """An open transaction that read images holds its metadata lock: expand's ALTER TABLE waits
+    ddl_lock_wait_timeout (1 s), is tried again, and the progress names the statement meanwhile."""
+    db = make_database("mysql")
+    seed(db, 10)
+    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    reader = engine.connect()
+    reader.exec_driver_sql("SELECT COUNT(*) FROM images").fetchall()  # the transaction stays open
+    thread, done = _in_thread(lambda: phases.run(db.engine, "expand", ddl_lock_wait_timeout=1))
+    try:
+        waiting = _published(db, lambda record: (record.get("throttled") or "").startswith(
+            "lock wait: retrying ALTER TABLE images after error 1205 (try "))
+    finally:
+        reader.rollback()
+        reader.close()
+        engine.dispose()
+        thread.join(180)
+    assert waiting and waiting["step"] == "revision" and waiting["name"] == "ocata_expand01", waiting
+    assert "error" not in done and "ocata_expand01" in done["outcome"].applied_revisions, done
+
+
+def test_a_run_in_another_lock_database_is_seen_by_facts_given_that_database(make_database, tmp_path):
+    """A migrate run with galera_lock_database set publishes there; glance_db_facts (the module, the
+    direct progress read, and the role's facts entry point) see it when given the same database, and
+    not without it."""
+    db = make_database("mysql")
+    _expanded(db)
+    lock_database = "glance_lock_t_%s" % uuid.uuid4().hex[:10]
+    held = _holding(db, "id = '%s'" % image_id(0))
+    thread, done = _in_thread(lambda: phases.run(db.engine, "migrate", galera_lock_database=lock_database))
+    playbook = tmp_path / "facts.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"glance_db_connection": db.url, "glance_db_galera_lock_database": lock_database},
+        "tasks": [{"ansible.builtin.include_role": {"name": "openstack_ops.glance.glance_db", "tasks_from": "facts"}},
+                  {"ansible.builtin.copy": {"dest": str(tmp_path / "run.json"),
+                                            "content": "{{ glance_db_state.run | to_json }}"}}],
+    }]))
+    try:
+        waiting = _published(db, lambda record: True, lock_database)
+        module = facts(db.url, galera_lock_database=lock_database)["glance_db"]["run"]
+        polled = facts(db.url, galera_lock_database=lock_database, progress_only=True)["glance_db"]["run"]
+        elsewhere = facts(db.url)["glance_db"]["run"]
+        role = subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)],
+            capture_output=True, text=True, timeout=300, check=False, cwd=str(tmp_path),
+            env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+        still_waiting = state.read_progress_direct(db.url, lock_database)
+    finally:
+        _release(held)
+        thread.join(180)
+        db._admin("DROP DATABASE IF EXISTS `%s`" % lock_database)
+    assert waiting and waiting["state"] == "running" and waiting["phase"] == "migrate", waiting
+    assert module["progress"]["state"] == "running" and module["msg"].startswith("A run is in progress (migrate"), module
+    assert polled["progress"]["phase"] == "migrate", polled
+    assert elsewhere["progress"] is None and elsewhere["msg"] is None, elsewhere
+    assert role.returncode == 0, (role.stdout[-3000:], role.stderr[-2000:])
+    assert json.loads((tmp_path / "run.json").read_text())["progress"]["phase"] == "migrate"
+    assert still_waiting, "the run ended before the role read it: the role's reading proves nothing"
+    assert "error" not in done and done["outcome"].migrated[0]["migrated"] == LOCKED_IMAGES, done

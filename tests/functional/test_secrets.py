@@ -83,7 +83,8 @@ def _conf(path, url):
 
 def _cases(password, host, my_db, pg_db, tag, blackhole, confs):
     """name -> (module, args, task keywords): every failure path, and the success
-    paths whose results (facts, plan, diff) must not show the password either."""
+    paths whose results (facts, plan, diff) must not show the password either; the slow
+    ones; and glance_db_wait's: name -> (module started with async, its args, the wait's args)."""
     enc = quote(password, safe="")
     user = "gsec_%s_%s" % (tag, host)
     missing = "glance_missing_%s" % tag
@@ -154,12 +155,21 @@ def _cases(password, host, my_db, pg_db, tag, blackhole, confs):
         "never answers, facts": ("facts", {"connection": never}, {}),
         "never answers, sync": ("sync", {"connection": never}, {}),
     }
-    return cases, slow
+    # glance_db_wait polls the facts with its URL, printing a line per poll, then gives the job's result.
+    # A job on a server that never answers lasts CONNECT_TIMEOUT: the polls that fail print their msg.
+    waits = {
+        "good password MariaDB, wait": ("facts", {"connection": my(my_db)}, {"connection": my(my_db)}),
+        "wrong password MariaDB, wait": ("facts", {"connection": never}, {"connection": wrong}),
+        "config_file wrong password, wait": (
+            "sync", {"connection": never}, {"config_file": [_conf(conf_dir / "wrong3.conf", wrong)]}),
+    }
+    return cases, slow, waits
 
 
-def _tasks(cases, slow, out_dir):
+def _tasks(cases, slow, waits, out_dir):
     """Every case as a task on every host, its options from the host's variables;
-    the slow ones run at once, in the background, while the others run."""
+    the slow ones run at once, in the background, while the others run; each wait
+    case's job is started with async, then waited for by glance_db_wait."""
     def call(key, module, args, keywords):
         task = {"openstack_ops.glance.glance_db_%s" % module:
                 dict((option, "{{ cases['%s'].%s }}" % (key, option)) for option in args)}
@@ -183,12 +193,20 @@ def _tasks(cases, slow, out_dir):
             {"name": "role %d ended" % i, "ansible.builtin.set_fact": {"role_%d" % i: {"failed": False}}}],
             "rescue": [{"name": "role %d failed" % i, "ansible.builtin.set_fact": {"role_%d" % i: {
                 "failed": True, "msg": "{{ (ansible_failed_result | default({'msg': '(run_once: failed on another host)'})).msg }}"}}}]})
+    for i, (name, (module, args, wait_args)) in enumerate(waits.items()):
+        tasks.append({"name": "start: " + name, "register": "waitjob_%d" % i, "async": 60, "poll": 0,
+                      "openstack_ops.glance.glance_db_%s" % module: dict(
+                          (option, "{{ waits['wait%d'].job.%s }}" % (i, option)) for option in args)})
+        wait = dict((option, "{{ waits['wait%d'].wait.%s }}" % (i, option)) for option in wait_args)
+        wait.update(jid="{{ waitjob_%d.ansible_job_id }}" % i, poll=0.5)
+        tasks.append({"name": name, "register": "wait_%d" % i, "ignore_errors": True,
+                      "openstack_ops.glance.glance_db_wait": wait})
     for i, name in enumerate(slow):
         tasks.append({"name": "wait: " + name, "register": "slow_%d" % i,
                       "ansible.builtin.async_status": {"jid": "{{ job_%d.ansible_job_id }}" % i},
                       "until": "slow_%d.finished" % i, "retries": 60, "delay": 1, "ignore_errors": True})
     results = ["case_%d" % i for i in range(len(cases))] + ["slow_%d" % i for i in range(len(slow))] + \
-        ["role_%d" % i for i in range(len(ROLE_CASES))]
+        ["role_%d" % i for i in range(len(ROLE_CASES))] + ["wait_%d" % i for i in range(len(waits))]
     tasks.append({"name": "Write every result", "diff": False, "ansible.builtin.copy": {
         "dest": str(out_dir / "{{ inventory_hostname }}.json"),
         "content": "{{ [%s] | to_json }}" % ", ".join(results)}})
@@ -204,16 +222,18 @@ def _run(label, passwords, tmp_path, my_db, pg_db, blackhole):
     users = ["gsec_%s_wrong" % tag]
     _mysql_user(users[0], "not-" + uuid.uuid4().hex, None)
     for host, password in zip(HOSTS, passwords):
-        cases, slow = _cases(password, host, my_db, pg_db, tag, blackhole, root)
+        cases, slow, waits = _cases(password, host, my_db, pg_db, tag, blackhole, root)
         users.append("gsec_%s_%s" % (tag, host))
         _mysql_user(users[-1], password, my_db)
         variables = dict(("case%d" % i, args) for i, (module, args, keywords) in enumerate(cases.values()))
         variables.update(("slow%d" % i, args) for i, (module, args, keywords) in enumerate(slow.values()))
         hosts[host] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                       "cases": variables}
+                       "cases": variables,
+                       "waits": dict(("wait%d" % i, {"job": job, "wait": wait})
+                                     for i, (module, job, wait) in enumerate(waits.values()))}
     (root / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}, allow_unicode=True),
                                         encoding="utf-8")
-    play = [{"hosts": "all", "gather_facts": False, "tasks": _tasks(cases, slow, root)}]
+    play = [{"hosts": "all", "gather_facts": False, "tasks": _tasks(cases, slow, waits, root)}]
     (root / "play.yml").write_text(yaml.safe_dump(play))
     log = root / "ansible.log"
     process = subprocess.Popen(
@@ -223,7 +243,7 @@ def _run(label, passwords, tmp_path, my_db, pg_db, blackhole):
         env=dict(os.environ, ANSIBLE_LOG_PATH=str(log), ANSIBLE_LOCALHOST_WARNING="false",
                  ANSIBLE_ASYNC_DIR=str(root / "async")))
     return dict(root=root, log=log, process=process, users=users, tag=tag,
-                names=list(cases) + list(slow) + list(ROLE_CASES))
+                names=list(cases) + list(slow) + list(ROLE_CASES) + list(waits))
 
 
 def _finish(run):
@@ -289,6 +309,9 @@ def test_no_fragment_of_a_generated_password_shows(databases, blackhole, tmp_pat
     replay = "seed %d (GLANCE_SECRET_SEED=%d replays it), passwords %r" % (seed, seed, subject + control)
     for run in runs:
         assert run["process"].returncode == 0, (replay, run["stdout"][-3000:], run["stderr"][-3000:])
+        # glance_db_wait printed its polls of the facts (a check of lines never printed would prove nothing)
+        assert "] progress unknown: Cannot use the database at mysql://gsec_" in run["stdout"], \
+            run["stdout"][-3000:]
 
     texts = [_texts(run) for run in runs]
     leaks = []

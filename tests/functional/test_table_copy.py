@@ -6,6 +6,7 @@ real Glance's, and a stopped copy's leftovers are removed by the next run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,7 +16,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import leftovers, online, phases, stopping
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (
+    leftovers, online, phases, progress, stopping,
+)
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier, cut_over, inspector, statements
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions import visibility
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import RunOptions
@@ -419,6 +422,48 @@ def test_a_writer_of_one_child_is_never_the_victim_of_the_repointing(make_databa
     _assert_no_victim_and_nothing_left(db, copy, counts, errors)
 
 
+def test_a_lock_tables_waiting_for_the_application_is_throttled(make_database, tmp_path):
+    """An API node's open transaction on image_tags: the cut-over's LOCK TABLES of images, the copy
+    and every child waits for it, and the progress says so until it has them."""
+    db = make_database("mysql")
+    phases.run(db.engine, "sync")
+    with db.engine.connect() as conn:
+        _copy_of_images(conn)
+    store = progress.FileStore(str(tmp_path / "glance.sqlite"))
+    run = progress.Progress(store)
+    run.begin("expand")
+    run.copy("images", 0)
+    run.stage("pointing foreign keys at the copy")
+
+    def published():
+        return json.loads(open(store.path).read())["throttled"]
+
+    def repoint():
+        with db.engine.connect() as conn:
+            cut_over.CutOver(lambda c, sql: c.exec_driver_sql(sql), progress=run).point_foreign_keys(
+                conn, "images", "_glance_new_images")
+    engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    reader = engine.connect()
+    reader.exec_driver_sql("SELECT COUNT(*) FROM image_tags").fetchall()  # its transaction stays open
+    thread = threading.Thread(target=repoint)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while published() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waiting = published()
+    finally:
+        reader.rollback()
+        reader.close()
+        engine.dispose()
+        thread.join(60)
+    assert waiting and waiting.startswith("lock wait: LOCK TABLES of _glance_new_images, ") and "image_tags" in waiting \
+        and waiting.endswith(" waits for the application's transactions"), waiting
+    assert published() is None
+    with db.engine.connect() as conn:
+        assert inspector.foreign_keys(conn, "_glance_new_images")  # pointed at the copy once it had them
+
+
 def test_without_the_lock_tables_privilege_the_children_are_pointed_unlocked(make_database):
     db = make_database("mysql")
     phases.run(db.engine, "sync")
@@ -505,6 +550,9 @@ def test_the_copy_is_created_as_like_makes_it_without_naming_the_table(make_data
 def test_schema_changes_wait_for_an_innodb_lock_two_seconds_at_most(make_database):
     """An online ALTER's last step can wait on an InnoDB lock for a writer that waits for the
     ALTER's metadata lock, a cycle no deadlock detector sees: DDL sessions bound that wait."""
+    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.db_errors import (
+        BATCH_ROW_LOCK_WAIT_SECONDS,
+    )
     from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.runner import (
         DDL_INNODB_LOCK_WAIT_SECONDS, Runner,
     )
@@ -514,10 +562,36 @@ def test_schema_changes_wait_for_an_innodb_lock_two_seconds_at_most(make_databas
     with runner._begin() as ddl:
         assert ddl.exec_driver_sql("SELECT @@session.innodb_lock_wait_timeout, @@session.lock_wait_timeout").one() \
             == (DDL_INNODB_LOCK_WAIT_SECONDS, 10)
-    # Data migration batches keep the server's row-lock wait, also on a connection the pool
-    # hands back from a DDL session.
+    # Data migration batches get their own row-lock wait (tried again after it, db_errors.BATCH),
+    # also on a connection the pool hands back from a DDL session.
     with runner._begin_batches() as batches:
-        assert batches.exec_driver_sql("SELECT @@session.innodb_lock_wait_timeout").scalar() == server_default
+        assert batches.exec_driver_sql("SELECT @@session.innodb_lock_wait_timeout").scalar() == min(
+            server_default, BATCH_ROW_LOCK_WAIT_SECONDS)
+
+
+def test_a_copy_counts_its_rows_only_for_a_progress_someone_reads(make_database, tmp_path):
+    """The COUNT(*) of a copy's rows serves its published progress alone (rows_total): a run whose
+    progress is not published (PostgreSQL's, a store that failed, a bare TableCopy) scans nothing."""
+    db = make_database("mysql")
+    db.execute("CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v INT) ENGINE=InnoDB")
+    db.execute("INSERT INTO t SELECT seq, seq FROM seq_1_to_300")
+    counts = []
+
+    @sa.event.listens_for(db.engine, "before_cursor_execute")
+    def look(conn, cursor, statement, parameters, context, executemany):
+        if statement.upper().startswith("SELECT COUNT(*) FROM `T`"):
+            counts.append(statement)
+    unpublished = progress.Progress()
+    published = progress.Progress(progress.FileStore(str(tmp_path / "glance.sqlite")))
+    for run, column in ((unpublished, "a"), (published, "b")):
+        run.begin("expand")
+        with db.engine.connect() as conn:
+            copier.TableCopy(lambda c, sql: c.exec_driver_sql(sql), min_rows=1, progress=run).rebuild(
+                conn, "t", "ADD COLUMN %s INT" % column)
+        assert len(counts) == (0 if run is unpublished else 1), (column, counts)
+        assert (run.record["table"], run.record["rows_total"]) == ("t", None if run is unpublished else 300)
+    with db.engine.connect() as conn:
+        assert inspector.columns(conn, "t") == ["id", "v", "a", "b"]  # both copies were made and swapped
 
 
 def _glance_writes(db):

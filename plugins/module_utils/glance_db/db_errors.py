@@ -75,8 +75,14 @@ def _doubling(first, most=None):
 
 RETRIES = 6
 FIRST_BACKOFF_SECONDS = 0.5
-# A data migration's or a table copy's batch: the deadlock's victim runs again.
-BATCH = Backoff(RETRIES, _doubling(FIRST_BACKOFF_SECONDS), mysql=(DEADLOCK,))
+# A data migration's or a table copy's batch: one that waited for a row lock BATCH_ROW_LOCK_WAIT_SECONDS,
+# or the deadlock's victim, runs again.
+BATCH = Backoff(RETRIES, _doubling(FIRST_BACKOFF_SECONDS), mysql=(LOCK_WAIT_TIMEOUT, DEADLOCK))
+# A batch waits this long for a row lock (the server's innodb_lock_wait_timeout if shorter), then is
+# tried again: meanwhile it releases the rows it locked, and the run says it waits (progress.py).
+# Seven tries outlast the server's default wait of 50 s.
+BATCH_ROW_LOCK_WAIT_SECONDS = 5
+BATCH_ROW_LOCK_WAIT = "LEAST(@@global.innodb_lock_wait_timeout, %d)" % BATCH_ROW_LOCK_WAIT_SECONDS
 # Online DDL: it waits for metadata locks only lock_wait_timeout seconds, then again.
 DDL = Backoff(RETRIES, _doubling(FIRST_BACKOFF_SECONDS), mysql=(LOCK_WAIT_TIMEOUT, DEADLOCK))
 # A state read that another run's schema change aborted (Galera, in isolation on every node).
@@ -89,7 +95,8 @@ PURGE_BATCH = Backoff(5, _doubling(0.1, most=2.0), mysql=(LOCK_WAIT_TIMEOUT, DEA
 def with_backoff(statement, policy, sleep, on_retry=None):
     """Run ``statement()``; when it fails with an error ``policy`` tries again, wait
     (``sleep(policy.pause(n))``) and run it again, ``policy.retries`` times at most; the
-    last error propagates. ``on_retry``: called before each pause (to count them)."""
+    last error propagates. ``on_retry(exc, attempt, tries)``: called before each pause with the
+    error, the number of the try to come and the tries at most (to count them, to say the run waits)."""
     for attempt in range(policy.tries):
         try:
             return statement()
@@ -97,7 +104,7 @@ def with_backoff(statement, policy, sleep, on_retry=None):
             if not policy.retries_on(exc) or attempt == policy.retries:
                 raise
             if on_retry is not None:
-                on_retry()
+                on_retry(exc, attempt + 2, policy.tries)
             sleep(policy.pause(attempt + 1))
     raise AssertionError("unreachable")
 

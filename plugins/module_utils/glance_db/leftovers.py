@@ -36,32 +36,33 @@ QUERY = (
 )
 
 
-# The Galera migration lock's lease (lock.GaleraLease), in its default database: the facts
-# take no lock options (a lease elsewhere is not reported).
+# The migration lock's database (option galera_lock_database) by default: the Galera lease
+# (lock.GaleraLease) and a run's progress (progress.py) are read there unless told another.
 LEASE_DATABASE = default("galera_lock_database")
-LEASE_QUERY = ("SELECT holder, node, acquired_at, expires_at, expires_at <= UTC_TIMESTAMP(6) FROM `" +
-               LEASE_DATABASE + "`.`leases` WHERE name = DATABASE()")
-LEASE_TABLE_QUERY = ("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '" + LEASE_DATABASE +
-                     "' AND TABLE_NAME = 'leases'")
 
 
-def rows_in_lock_database(rows, exists, select):
-    """The rows of ``select`` on a table of the lock database, or [] when ``exists`` (a COUNT of
-    that table in information_schema) finds none or the user may not read it: then there is
-    nothing to report. Shared by the lease (read_lease) and the progress (progress.read_mysql)."""
+def rows_in_lock_database(rows, database, table, columns):
+    """``columns`` of this Glance database's row in ``table`` of the lock database ``database``,
+    or [] when that table is not there or the user may not read it: then there is nothing to
+    report. Shared by the lease (read_lease) and the progress (progress.read_mysql)."""
+    # Not a parameter: the direct read's driver takes none; quoted as the server reads names.
+    literal = database.replace("\\", "\\\\").replace("'", "''")
     try:
-        if not rows(exists)[0][0]:
+        if not rows("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' AND TABLE_NAME = '%s'"
+                    % (literal, table))[0][0]:
             return []
-        return rows(select)
+        return rows("SELECT %s FROM `%s`.`%s` WHERE name = DATABASE()" % (columns, database.replace("`", "``"), table))
     except Exception:  # pylint: disable=broad-except  # no SELECT on the lock database: nothing to report
         return []
 
 
-def read_lease(rows):
-    """This database's lease on a Galera node, ``{"holder", "node", "acquired_at", "expires_at",
-    "stale"}``, or None (no lease, or no right to read it). A stale lease outlived its run: its
-    holder stopped renewing it; the next writing run takes it over."""
-    found = rows_in_lock_database(rows, LEASE_TABLE_QUERY, LEASE_QUERY)
+def read_lease(rows, database=LEASE_DATABASE):
+    """This database's lease on a Galera node in the lock database ``database``, ``{"holder",
+    "node", "acquired_at", "expires_at", "stale"}``, or None (no lease, or no right to read it).
+    A stale lease outlived its run: its holder stopped renewing it; the next writing run takes
+    it over."""
+    found = rows_in_lock_database(rows, database, "leases",
+                                  "holder, node, acquired_at, expires_at, expires_at <= UTC_TIMESTAMP(6)")
     if not found:
         return None
     holder, node, acquired, expires, expired = found[0]

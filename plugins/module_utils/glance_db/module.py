@@ -91,7 +91,7 @@ class GlanceDbModule(object):
                                           self.options.galera_min_cluster_size):
             # Nothing to do needs neither SQLAlchemy nor the lock (phases.settled);
             # mysql_datadir and the cluster's size are checked by the full path.
-            state = db_state.read_direct(self.raw_url)
+            state = db_state.read_direct(self.raw_url, self.options.galera_lock_database)
             if state is not None:
                 outcome = phases.settled(state, phase, **plan_args)
         if outcome is None:
@@ -125,13 +125,14 @@ class GlanceDbModule(object):
         self.exit(result)
 
     def read_state(self):
-        """The database's state; with reads_directly, the driver alone is tried first."""
+        """The database's state; with reads_directly, the driver alone is tried first. A run's
+        lease and progress are read in the module's galera_lock_database (the default without it)."""
         if self.reads_directly:
-            state = db_state.read_direct(self.raw_url)
+            state = db_state.read_direct(self.raw_url, self.options.galera_lock_database)
             if state is not None:
                 return state
         self.connect()
-        return db_state.read(self.engine)
+        return db_state.read(self.engine, self.options.galera_lock_database)
 
     def require_libraries(self):
         """Fail with Ansible's standard message when SQLAlchemy or Alembic is missing."""

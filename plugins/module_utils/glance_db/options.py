@@ -29,6 +29,8 @@ OPTIONS = dict(
 
 # The groups a module takes whole.
 LOCK_OPTIONS = ("lock_timeout", "galera_lock_ttl", "galera_lock_database")
+# Where a run's lease and progress are: what the facts take to read them.
+LOCK_DATABASE_OPTIONS = ("galera_lock_database",)
 SCHEMA_CHANGE_OPTIONS = ("ddl_lock_wait_timeout", "read_timeout", "mysql_datadir", "galera_min_cluster_size")
 SHADOW_COPY_OPTIONS = ("hold_swap",)
 DATA_MIGRATION_OPTIONS = ("batch_size", "max_rows")

@@ -388,7 +388,7 @@ def _run(engine, phase, check_mode, options, plan_args):
     from .runner import Runner
     from . import progress as run_progress
     hold = TablespaceHold.for_server(options.mysql_datadir, engine.url) if options.mysql_datadir else None
-    before_state = db_state.read(engine)
+    before_state = db_state.read(engine, options.galera_lock_database)
     if not check_mode:
         require_galera_ready(before_state, options.galera_min_cluster_size)
     before = before_state.as_facts()
@@ -407,7 +407,7 @@ def _run(engine, phase, check_mode, options, plan_args):
     profile = ServerProfile.of_state(before_state)
     progress = run_progress.for_server(engine, profile, options)
     with profile.migration_lock(engine, options) as holder, progress.running(phase, holder):
-        current = db_state.read(engine)  # another run may have finished meanwhile
+        current = db_state.read(engine, options.galera_lock_database)  # another run may have finished meanwhile
         require_galera_ready(current, options.galera_min_cluster_size)
         if hold:
             hold.clear_leftovers()
@@ -416,7 +416,7 @@ def _run(engine, phase, check_mode, options, plan_args):
         cleared = list(current.leftovers)
         if cleared:
             runner.clear_copy_leftovers()
-            current = db_state.read(engine)
+            current = db_state.read(engine, options.galera_lock_database)
         plan = _plan(phase, current, plan_args)
         plan.leftovers = cleared
         progress.planned(plan.revisions + plan.contract_revisions, plan.table_copies,
@@ -436,7 +436,7 @@ def _run(engine, phase, check_mode, options, plan_args):
                 migrated[-1]["flow_control"] = runner.flow_control[migration.name]
         runner.apply_revisions(plan.contract_revisions, applied)
         done += plan.contract_revisions
-    after_state = db_state.read(engine)
+    after_state = db_state.read(engine, options.galera_lock_database)
     for item in migrated:
         item["remaining"] = after_state.pending.get(item["name"], 0)
     outcome = Outcome(plan, before, after_state.as_facts(), done, migrated, runner.warnings + progress.warnings,

@@ -45,6 +45,7 @@ STEP_KEYS = ("phase", "step", "name", "index", "count", "table", "revision", "st
              "percent", "rows_per_second", "eta_seconds", "throttled", "step_started_at")
 STALE = " (stale: its process no longer holds the migration lock)"
 KEEP_FINISHED = 10  # the steps that moved rows, kept in the record once over (newest last)
+LOCK_WAIT = "lock wait: retrying %s after error %s (try %d of %d)"
 
 
 def _utc_now():
@@ -147,10 +148,11 @@ class Progress(object):
         self.record["finished"] = (self.record.get("finished") or [])[-(KEEP_FINISHED - 1):] + [done]
 
     def stage(self, stage):
-        """Within a copy: ``copying rows``, ``pointing foreign keys at the copy``, ``swapping``."""
+        """Within a copy: ``copying rows``, ``pointing foreign keys at the copy``, ``swapping``.
+        What held the stage before (flow control, a lock wait) says nothing of this one."""
         if self.record is None:
             return
-        self.record.update(stage=stage, rows_per_second=None, eta_seconds=None)
+        self.record.update(stage=stage, rows_per_second=None, eta_seconds=None, throttled=None)
         self._publish(force=True)
 
     def rows(self, done, total=None):
@@ -178,6 +180,27 @@ class Progress(object):
             return
         self.record["throttled"] = why
         self._publish(force=True)
+
+    @contextlib.contextmanager
+    def lock_waits(self, what):
+        """Around db_errors.with_backoff: yields its ``on_retry``, which says the run is throttled
+        while ``what`` (a copy batch, a schema change) is tried again after a lock wait or a
+        deadlock; once it went through, the run says so no longer."""
+        said = []
+
+        def on_retry(exc, attempt, tries):
+            from .db_errors import code_of  # not at the top: the controller's glance_db_wait imports line()
+            said.append(LOCK_WAIT % (what, code_of(exc), attempt, tries))
+            self.throttled(said[-1])
+        yield on_retry
+        if said and self.record is not None and self.record.get("throttled") == said[-1]:
+            self.throttled(None)
+            self._published = None  # and the rows the caller reports next: the wait may have been long
+
+    @property
+    def publishes(self):
+        """Whether anyone can read this run's steps: what only they need (a count) is skipped otherwise."""
+        return self.store is not None and self.record is not None
 
     def end(self):
         """The run is over (done or failed): nothing runs any more, so nothing is published."""
@@ -320,18 +343,12 @@ def for_server(engine, profile, options):
 
 
 # ---- reading it back (the facts)
-def _query(database):
-    return ("SELECT holder, record, updated_at FROM `%s`.`%s` WHERE name = DATABASE()"
-            % (database, TABLE), "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' "
-            "AND TABLE_NAME = '%s'" % (database, TABLE))
-
-
 def read_mysql(rows, lock_database, galera=False, lease=None):
-    """The running step of this database's run on MySQL/MariaDB, or None: its record, with
-    ``state`` V(running) while its run holds the migration lock (on Galera the ``lease`` read
-    by leftovers.read_lease; elsewhere GET_LOCK's holder), else V(stale)."""
-    select, exists = _query(lock_database)
-    found = rows_in_lock_database(rows, exists, select)
+    """The running step of this database's run on MySQL/MariaDB, or None: its record in
+    ``<lock_database>.progress``, with ``state`` V(running) while its run holds the migration
+    lock (on Galera the ``lease`` read by leftovers.read_lease; elsewhere GET_LOCK's holder),
+    else V(stale)."""
+    found = rows_in_lock_database(rows, lock_database, TABLE, "holder, record, updated_at")
     if not found:
         return None
     holder, text, updated = found[0]

@@ -235,7 +235,7 @@ class Purge(object):
                                             _counts_text(counts)))
             raise
 
-    def _count_retry(self):
+    def _count_retry(self, _exc, _attempt, _tries):
         self.retries += 1
 
     def _delete_once(self, conn, name, table, boundary, keys):

@@ -18,7 +18,7 @@ from .flow_control import for_connection, pause_after_batch, record
 from . import stopping
 from .graph import GRAPH
 from .online.alembic_hook import OnlineDDL
-from .db_errors import BATCH, with_backoff
+from .db_errors import BATCH, BATCH_ROW_LOCK_WAIT, with_backoff
 from .options import RunOptions
 from .profile import ServerProfile
 from .progress import Progress
@@ -80,11 +80,12 @@ class Runner(object):
             # for DDL, behind an InnoDB table lock too (shorter): an online ALTER's last step
             # can wait for a writer's transaction that itself waits for the metadata lock
             # behind the ALTER, a cycle neither lock's deadlock detection sees; this timeout
-            # breaks it, and the ALTER is retried after a pause (db_errors.DDL).
+            # breaks it, and the ALTER is retried after a pause (db_errors.DDL). A batch's
+            # row-lock wait is bounded too, and the batch retried (db_errors.BATCH).
             # Set either way: the pool may hand a DDL session's connection to the batches.
             conn.exec_driver_sql("SET SESSION lock_wait_timeout = %d, innodb_lock_wait_timeout = %s" % (
                 self.ddl_lock_wait_timeout,
-                min(self.ddl_lock_wait_timeout, DDL_INNODB_LOCK_WAIT_SECONDS) if ddl else "DEFAULT"))
+                min(self.ddl_lock_wait_timeout, DDL_INNODB_LOCK_WAIT_SECONDS) if ddl else BATCH_ROW_LOCK_WAIT))
             conn.commit()  # end the transaction the SET began; the caller begins its own
         return conn
 
@@ -167,14 +168,16 @@ class Runner(object):
         """One batch in its own transaction: (keys, rows migrated).
 
         A deadlock (on Galera also a batch that lost certification to the
-        application's writes through another node) rolled the batch back:
-        it runs again, with backoff, as Glance's API retries its own writes.
+        application's writes through another node) or a row-lock wait rolled
+        the batch back: it runs again, with backoff, as Glance's API retries its
+        own writes, and the progress says the run waits meanwhile.
         """
         def batch():
             with conn.begin():
                 keys = step.next_keys(conn, after, limit)
                 return keys, (step.apply(conn, keys) if keys else 0)
-        return with_backoff(batch, BATCH, self.sleep)
+        with self.progress.lock_waits("a data migration batch") as on_retry:
+            return with_backoff(batch, BATCH, self.sleep, on_retry=on_retry)
 
     def _begin_batches(self):
         conn = self._begin(ddl=False)

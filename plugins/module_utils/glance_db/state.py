@@ -38,6 +38,7 @@ class DatabaseState(object):
         self.galera = None  # on a Galera node: galera_facts()
         self.leftovers = []  # what a stopped run left (leftovers.read), MySQL only
         self.lease = None  # on Galera: the migration lock's lease of this database (leftovers.read_lease)
+        self.lock_database = run_leftovers.LEASE_DATABASE  # where the lease and the progress were read
         self.progress = None  # the step a run publishes (progress.py), "running" or "stale"; MySQL and SQLite
         self.schema_contradictions = []  # what the schema shows against alembic_version (_check_markers)
         self.table_sizes = {}  # MySQL: table -> {"rows" (the server's estimate), "data", "indexes"} in bytes
@@ -188,8 +189,7 @@ class DatabaseState(object):
         if self.lease and self.lease["stale"]:
             said.append("The migration lock's lease of a run that stopped (node %s, expired %s) stands in %s.leases: "
                         "harmless, the next writing run takes it over once no statement of that run is "
-                        "still running." % (self.lease["node"], self.lease["expires_at"],
-                                            run_leftovers.LEASE_DATABASE))
+                        "still running." % (self.lease["node"], self.lease["expires_at"], self.lock_database))
         return " ".join(said) or None
 
     def leftovers_message(self):
@@ -207,24 +207,25 @@ class DatabaseState(object):
                 "head_release": GRAPH.get(GRAPH.heads[branch]).release}
 
 
-def read(engine):
-    """Inspect the database behind ``engine`` without writing anything."""
+def read(engine, lock_database=None):
+    """Inspect the database behind ``engine`` without writing anything. ``lock_database``:
+    where a run's lease and progress are (option galera_lock_database; by default its default)."""
     if missing_sqlite_file(engine.url):
         return _missing_sqlite_state(engine.url.database)
     # On Galera, another run's schema change (in isolation, on every node) aborts a
     # read that holds a table's metadata lock: error 1213. Read again.
-    return with_backoff(lambda: _read_once(engine), STATE_READ, time.sleep)
+    return with_backoff(lambda: _read_once(engine, lock_database), STATE_READ, time.sleep)
 
 
-def _read_once(engine):
+def _read_once(engine, lock_database):
     with engine.connect() as conn:
         try:
-            return _read(_SqlAlchemyQueries(conn))
+            return _read(_SqlAlchemyQueries(conn), lock_database=lock_database)
         finally:
             conn.rollback()
 
 
-def read_direct(raw_url):
+def read_direct(raw_url, lock_database=None):
     """The state read with the database driver alone, or None.
 
     SQLAlchemy's import is most of a short run's time, and a database at the
@@ -243,10 +244,10 @@ def read_direct(raw_url):
         conn = direct.connect_direct(url)
     except Exception as exc:  # the server refused or never answered: SQLAlchemy would meet the same
         raise ConnectionFailed(describe_db_error(exc, url))
-    return direct.read_with(conn, url, _read)
+    return direct.read_with(conn, url, lambda queries: _read(queries, lock_database=lock_database))
 
 
-def read_progress_direct(raw_url):
+def read_progress_direct(raw_url, lock_database=None):
     """Only the step a run publishes (progress.py), or None, read with the database driver
     alone: cheap enough to poll while a run lasts (glance_db_wait). Raises NeedsSqlAlchemy
     when the URL needs SQLAlchemy's dialect to be opened (read() then reads everything)."""
@@ -266,8 +267,9 @@ def read_progress_direct(raw_url):
     try:
         queries = direct.DriverQueries(conn, url)
         galera = galera_facts(queries) is not None
-        lease = run_leftovers.read_lease(queries.rows) if galera else None
-        return run_progress.read_mysql(queries.rows, run_leftovers.LEASE_DATABASE, galera=galera, lease=lease)
+        lock_database = lock_database or run_leftovers.LEASE_DATABASE
+        lease = run_leftovers.read_lease(queries.rows, lock_database) if galera else None
+        return run_progress.read_mysql(queries.rows, lock_database, galera=galera, lease=lease)
     finally:
         conn.rollback()
         conn.close()
@@ -326,8 +328,9 @@ def on_connection(conn):
     return _SqlAlchemyQueries(conn)
 
 
-def _read(queries, count=True):
-    """The state; ``count``: count the rows of open data migrations (else none pending)."""
+def _read(queries, count=True, lock_database=None):
+    """The state; ``count``: count the rows of open data migrations (else none pending);
+    ``lock_database``: where a run's lease and progress are (read())."""
     dialect = queries.dialect
     tables = queries.table_names()
     rows = []
@@ -351,11 +354,12 @@ def _read(queries, count=True):
     if not state.unknown_rows and state.applied:
         state.schema_contradictions = _check_markers(queries, state)
     if dialect == "mysql":
+        state.lock_database = lock_database or state.lock_database
         state.galera = galera_facts(queries)
         state.leftovers = run_leftovers.read(queries.rows)
         if state.galera is not None:
-            state.lease = run_leftovers.read_lease(queries.rows)
-        state.progress = run_progress.read_mysql(queries.rows, run_leftovers.LEASE_DATABASE,
+            state.lease = run_leftovers.read_lease(queries.rows, state.lock_database)
+        state.progress = run_progress.read_mysql(queries.rows, state.lock_database,
                                                  galera=state.galera is not None, lease=state.lease)
         state.table_sizes = dict((name, {"rows": int(rows or 0), "data": int(data or 0), "indexes": int(indexes or 0)})
                                  for name, rows, data, indexes in queries.rows(TABLE_SIZES))

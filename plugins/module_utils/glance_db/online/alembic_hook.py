@@ -33,6 +33,7 @@ import time
 
 from ..deps import sa
 from ..db_errors import DDL, code_of, with_backoff
+from ..progress import Progress
 from . import SHADOW_COPY, route
 from .copier import CopyRefused, TableCopy
 from .statements import alteration, altered_table, lock_none_form
@@ -61,14 +62,15 @@ class OnlineDDL(object):
         self.hold = hold  # a TablespaceHold, or None
         self.resumed = []  # statements found already done by an interrupted run
         self.carried = carried  # Glance's triggers a copy carries across its swap (cut_over.py)
+        self.progress = progress or Progress()  # says when a statement waits for a lock (progress.py)
         # Online: a large table's rebuild or index build through a shadow copy (copier.py).
         self.copy = TableCopy(self._ddl, options, profile, sleep=sleep, warn=warn,
                               datadir=hold.datadir if hold else None, carried=carried,
-                              progress=progress) if copy else None
+                              progress=self.progress) if copy else None
         self._queued = None  # (connection, table, [(ALTER clause, rebuilds, plain run)])
 
     def _ddl(self, connection, sql):
-        return self._with_retry(lambda: connection.exec_driver_sql(sql))
+        return self._with_retry(lambda: connection.exec_driver_sql(sql), sql)
 
     def clear_copy_leftovers(self, connection):
         """Clear what any stopped shadow copy left; an offline run, which copies nothing, too."""
@@ -88,7 +90,7 @@ class OnlineDDL(object):
             def plain():
                 if not ddl or lock_none_form(sql) is None:
                     return self._run(construct, lambda: self._with_retry(
-                        lambda: original(construct, *args, **kwargs)))
+                        lambda: original(construct, *args, **kwargs), sql))
                 return self._plain_online(impl.connection, construct, sql)
 
             change = ddl and self.copy and alteration(sql)
@@ -148,13 +150,13 @@ class OnlineDDL(object):
     def _online(self, connection, online, sql):
         """The statement with LOCK=NONE; without it (and a warning) where MySQL refuses."""
         try:
-            return self._with_retry(lambda: connection.exec_driver_sql(online))
+            return self._with_retry(lambda: connection.exec_driver_sql(online), sql)
         except sa.exc.OperationalError as exc:
             if code_of(exc) not in LOCK_NOT_SUPPORTED:
                 raise
             self.warn("MySQL cannot run this change without blocking writes; it runs "
                       "with the table locked: %s" % sql.strip().splitlines()[0])
-            return self._with_retry(lambda: connection.exec_driver_sql(sql))
+            return self._with_retry(lambda: connection.exec_driver_sql(sql), sql)
 
     def _run(self, construct, statement):
         """Run; an error saying an interrupted run did it already counts as done."""
@@ -167,5 +169,9 @@ class OnlineDDL(object):
                 str(construct).strip().splitlines()[0], ALREADY_DONE[code_of(exc)]))
             return None
 
-    def _with_retry(self, statement):
-        return with_backoff(statement, DDL, self.sleep)
+    def _with_retry(self, statement, sql=None):
+        """``statement()``, tried again after a lock wait (metadata or InnoDB) or a deadlock; the
+        progress names it meanwhile by ``sql``'s first words (``ALTER TABLE images``)."""
+        what = " ".join(sql.split()[:3]) if sql else "a schema change"
+        with self.progress.lock_waits(what) as on_retry:
+            return with_backoff(statement, DDL, self.sleep, on_retry=on_retry)

@@ -36,8 +36,8 @@ from ..leftovers import NEW, TRIGGER
 from ..options import RunOptions
 from ..profile import ServerProfile
 from ..progress import Progress
-from ..db_errors import (BATCH, NO_SUCH_TABLE, ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED, code_of,
-                         with_backoff)
+from ..db_errors import (BATCH, BATCH_ROW_LOCK_WAIT, NO_SUCH_TABLE, ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED,
+                         code_of, with_backoff)
 from . import BATCH_ROWS, GALERA_BATCH_ROWS, MIN_ROWS, inspector, takes_copy
 from .cut_over import CutOver
 from .held_swap import SwapHold
@@ -72,7 +72,7 @@ class TableCopy(object):
         self.batch_rows = batch_rows or (GALERA_BATCH_ROWS if self.galera else BATCH_ROWS)
         self.min_rows = min_rows
         self.carried = carried or {}  # Glance's triggers a swap carries across (cut_over.py)
-        self.cut_over = CutOver(run_ddl, profile, sleep=sleep, carried=self.carried)
+        self.cut_over = CutOver(run_ddl, profile, sleep=sleep, carried=self.carried, progress=self.progress)
         # hold_swap: each swap waits for the operator (held_swap.py); its on_wait is the progress hook.
         self.swap_hold = SwapHold(self.options.hold_swap) if self.options.hold_swap else None
         self.copies = []  # {"table", "alter", "rows", "seconds", "batches"} per copy made
@@ -207,18 +207,22 @@ class TableCopy(object):
         after = None
         with conn.engine.connect() as batch_conn:
             # No gap locks: the application's inserts between two keys of a batch need not wait.
-            # The server's row-lock wait, not the DDL sessions' short one (the pool may hand one over).
+            # A batch's row-lock wait, not the DDL sessions' shorter one (the pool may hand one over).
             batch_conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            batch_conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+            batch_conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = %s" % BATCH_ROW_LOCK_WAIT)
             batch_conn.commit()
             # Every write before the triggers was committed before CREATE TRIGGER could take the table.
             upper = inspector.scalar(batch_conn, "SELECT MAX(`%s`) FROM `%s`" % (key, table))
             batch_conn.rollback()
             if upper is None:
                 return rows, batches
-            # progress hook: the rows up to ``upper``, each batch's share counted as it is copied
-            total = inspector.scalar(batch_conn, "SELECT COUNT(*) FROM `%s` WHERE `%s` <= %%s" % (table, key), upper)
-            batch_conn.rollback()
+            # progress hook: the rows up to ``upper``, each batch's share counted as it is copied;
+            # counted only when someone can read it (a scan of the whole table)
+            total = None
+            if self.progress.publishes:
+                total = inspector.scalar(batch_conn, "SELECT COUNT(*) FROM `%s` WHERE `%s` <= %%s" % (table, key),
+                                         upper)
+                batch_conn.rollback()
             self.progress.copy(table, total)
             scanned = 0
             pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
@@ -236,8 +240,9 @@ class TableCopy(object):
                     where, params = where + " AND `%s` <= %%s" % key, params + [last]
                 rows += self._batch(batch_conn, copy.format(n=new, c=names, t=table, k=key, where=where), params)
                 batches += 1
-                scanned = total if last is None else min(total, scanned + pacing.batch_size)  # progress hook
-                self.progress.rows(scanned)  # progress hook
+                if total is not None:  # progress hook
+                    scanned = total if last is None else min(total, scanned + pacing.batch_size)
+                    self.progress.rows(scanned)
                 if last is None:
                     return rows, batches
                 after = last
@@ -247,9 +252,10 @@ class TableCopy(object):
                 pause_after_batch(time.monotonic() - started, self.sleep)
 
     def _batch(self, conn, sql, params):
-        """One copy batch in its own transaction, run again after a deadlock (Galera: lost
-        certification), as the data migration batches are."""
+        """One copy batch in its own transaction, run again after a row-lock wait or a deadlock
+        (Galera: lost certification), as the data migration batches are."""
         def batch():
             with conn.begin():
                 return conn.exec_driver_sql(sql, tuple(params)).rowcount
-        return with_backoff(batch, BATCH, self.sleep)
+        with self.progress.lock_waits("a copy batch") as on_retry:
+            return with_backoff(batch, BATCH, self.sleep, on_retry=on_retry)

@@ -35,6 +35,7 @@ import time
 
 from ..errors import GlanceDbError
 from ..leftovers import FOREIGN_KEYS, OLD, STAND_IN
+from ..progress import Progress
 from ..db_errors import DB_ACCESS_DENIED, LOCK_WAIT_TIMEOUT, NO_SUCH_TRIGGER, TABLE_ACCESS_DENIED, code_of
 from . import inspector
 
@@ -55,8 +56,9 @@ class LeftoverTrigger(GlanceDbError):
 class CutOver(object):
     """Puts a complete copy in its table's place (see the module's doc)."""
 
-    def __init__(self, run_ddl, profile=None, sleep=time.sleep, carried=None):
+    def __init__(self, run_ddl, profile=None, sleep=time.sleep, carried=None, progress=None):
         self.run_ddl = run_ddl  # (connection, sql): a DDL statement with the usual retries
+        self.progress = progress or Progress()  # says when the LOCK TABLES waits (progress.py)
         self.galera = profile is not None and profile.on_galera
         self.sleep = sleep
         self.carried = carried or {}  # Glance's trigger name -> create(table, name=, precedes=, stand_in=)
@@ -185,25 +187,31 @@ class CutOver(object):
             if not conn.invalidated:  # a lost connection takes its session settings with it
                 conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
 
-    def _lock_tables(self, conn, statement):
+    def _lock_tables(self, conn, tables):
         """LOCK TABLES without ever waiting while holding some of them: a LOCK TABLES that
         waits for a child holds the referenced table meanwhile, and an application
         transaction that holds the child and then wants that table is chosen as the
         deadlock's victim (1213; Glance retries it only in image_create, _update and
         _destroy: a tag, member or location request fails). NOWAIT takes all of them at
         once or none, so it is tried again after a short pause while transactions hold
-        them, LOCK_TABLES_TRIES times; then it waits as a plain LOCK TABLES does."""
+        them, LOCK_TABLES_TRIES times; then it waits as a plain LOCK TABLES does. Meanwhile the
+        run says it waits."""
+        statement = "LOCK TABLES " + ", ".join("`%s` WRITE" % t for t in tables)
         pause = LOCK_TABLES_FIRST_PAUSE
         for _attempt in range(LOCK_TABLES_TRIES):
             try:
                 conn.exec_driver_sql(statement + " NOWAIT")
-                return
+                break
             except Exception as exc:  # sa.exc.DBAPIError; its code tells a table in use
                 if code_of(exc) != LOCK_WAIT_TIMEOUT:
                     raise
+            self.progress.throttled("lock wait: LOCK TABLES of %s waits for the application's transactions"
+                                    % ", ".join(tables))
             self.sleep(pause)
             pause = min(pause * 2, LOCK_TABLES_MAX_PAUSE)
-        self.run_ddl(conn, statement)
+        else:
+            self.run_ddl(conn, statement)
+        self.progress.throttled(None)
 
     @contextlib.contextmanager
     def _tables_locked(self, conn, tables):
@@ -219,7 +227,7 @@ class CutOver(object):
         locked = not self.galera
         if locked:
             try:
-                self._lock_tables(conn, "LOCK TABLES " + ", ".join("`%s` WRITE" % t for t in sorted(set(tables))))
+                self._lock_tables(conn, sorted(set(tables)))
             except Exception as exc:  # sa.exc.DBAPIError; its code tells a refusal
                 if code_of(exc) not in LOCK_TABLES_REFUSED:
                     raise

@@ -113,8 +113,9 @@ def test_the_policies_keep_their_values():
     assert db_errors.RETRIES == 6 and db_errors.FIRST_BACKOFF_SECONDS == 0.5
     for policy in (db_errors.BATCH, db_errors.DDL):
         assert policy.tries == 7 and pauses(policy) == [0.5, 1, 2, 4, 8, 16]
-    assert db_errors.BATCH.mysql == (db_errors.DEADLOCK,)
-    assert set(db_errors.DDL.mysql) == {db_errors.DEADLOCK, db_errors.LOCK_WAIT_TIMEOUT}
+    for policy in (db_errors.BATCH, db_errors.DDL):
+        assert set(policy.mysql) == {db_errors.DEADLOCK, db_errors.LOCK_WAIT_TIMEOUT}
+    assert db_errors.BATCH_ROW_LOCK_WAIT_SECONDS == 5
     assert db_errors.STATE_READ.tries == 9 and pauses(db_errors.STATE_READ) == [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6]
     assert db_errors.STATE_READ.mysql == (db_errors.DEADLOCK,)
     purge = db_errors.PURGE_BATCH
@@ -167,8 +168,9 @@ def test_with_backoff_tries_again_with_the_policys_pauses_then_gives_up():
     retried = []
     slept = []
     assert db_errors.with_backoff(second_time_lucky, db_errors.DDL, slept.append,
-                                  on_retry=lambda: retried.append(1)) == "done"
-    assert slept == [0.5] and retried == [1]
+                                  on_retry=lambda exc, attempt, tries: retried.append((db_errors.code_of(exc), attempt,
+                                                                                       tries))) == "done"
+    assert slept == [0.5] and retried == [(db_errors.LOCK_WAIT_TIMEOUT, 2, 7)]
 
 
 def test_an_error_the_policy_does_not_name_is_raised_at_once():
@@ -179,7 +181,7 @@ def test_an_error_the_policy_does_not_name_is_raised_at_once():
         raise lock_wait
 
     with pytest.raises(sa.exc.OperationalError) as raised:
-        db_errors.with_backoff(waits, db_errors.BATCH, slept.append)
+        db_errors.with_backoff(waits, db_errors.STATE_READ, slept.append)
     assert raised.value is lock_wait and slept == []
 
 

@@ -134,3 +134,43 @@ def test_a_record_on_sqlite_is_running_while_a_process_holds_the_lock(tmp_path):
         found = progress.read_sqlite(database)
         assert found["state"] == "running" and found["line"] == "sync: revision 1 of 29, liberty", found
     assert progress.read_sqlite(database) is None  # over: nothing published
+
+
+class _LockWaitTimeout(Exception):
+    """A driver's exception as PyMySQL raises it: (number, text)."""
+
+
+def test_a_lock_wait_is_said_while_a_statement_is_tried_again_and_no_longer_once_it_went_through(tmp_path):
+    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import db_errors
+    from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.deps import sa
+    store = progress.FileStore(str(tmp_path / "glance.sqlite"))
+    run = progress.Progress(store, clock=Clock())
+    run.begin("migrate")
+    run.step("data migration", "ocata_migrate01_community_images", rows_total=10)
+    seen = []
+
+    def published():
+        return json.loads(open(store.path).read())
+
+    def statement():
+        seen.append(published()["throttled"])
+        if len(seen) < 3:
+            raise sa.exc.OperationalError("UPDATE images", None, _LockWaitTimeout(1205, "Lock wait timeout exceeded"))
+        return "done"
+    with run.lock_waits("a data migration batch") as on_retry:
+        assert db_errors.with_backoff(statement, db_errors.BATCH, lambda seconds: None, on_retry=on_retry) == "done"
+    assert seen == [None, "lock wait: retrying a data migration batch after error 1205 (try 2 of 7)",
+                    "lock wait: retrying a data migration batch after error 1205 (try 3 of 7)"]
+    assert published()["throttled"] is None
+    run.rows(5)  # the rows after a wait are published at once, within PUBLISH_SECONDS or not
+    assert published()["rows_done"] == 5
+
+
+def test_a_new_stage_of_a_copy_is_not_throttled_by_the_last(tmp_path):
+    store = progress.FileStore(str(tmp_path / "glance.sqlite"))
+    run = progress.Progress(store)
+    run.begin("expand")
+    run.copy("images", 100)
+    run.throttled("Galera flow control")
+    run.stage("pointing foreign keys at the copy")
+    assert json.loads(open(store.path).read())["throttled"] is None
