@@ -201,7 +201,8 @@ class Purge(object):
         the steps' totals (a table the plan found empty is no step)."""
         counts = dict((t, 0) for t in self.tables)
         progress = progress or run_progress.Progress()
-        steps = [name for name in self.parents if planned is None or planned.get(name)]
+        totals = planned or {}
+        steps = [name for name in self.parents if planned is None or totals.get(name)]
         with self.engine.connect() as conn:
             self._check_database(conn)
             self._bound_lock_waits(conn)
@@ -216,7 +217,7 @@ class Purge(object):
                 step = name in steps
                 if step:
                     progress.step("table", name, steps.index(name) + 1, len(steps), table=name,
-                                  rows_total=(planned or {}).get(name))
+                                  rows_total=totals.get(name))
                 after = None
                 while True:
                     query = sa.select(table.c.id).where(self._candidates(table, boundary))
@@ -232,7 +233,7 @@ class Purge(object):
                     for table_name, rows in done.items():
                         counts[table_name] += rows
                     if step:
-                        total = (planned or {}).get(name)
+                        total = totals.get(name)
                         progress.rows(counts[name], None if total is None else max(counts[name], total))
                         progress.throttled("Galera flow control" if pacing.batch_size < self.batch_size else None)
                     after = keys[-1]
@@ -305,7 +306,8 @@ def run(job, options=None, check_mode=False, diff=False, warn=None):
 
     ``options``: the run's options.RunOptions (the lock's are used).
 
-    ``warn``: called with the warning of a run that backed off under Galera flow control."""
+    ``warn``: called with the warning of a run that backed off under Galera flow control, or
+    whose progress could not be published."""
     before = job.old_rows() if diff else None
     warn = warn or (lambda line: None)
     planned = job.plan()
