@@ -20,6 +20,9 @@ description:
   - V(exported) writes one C(<namespace>.json) per namespace into O(path), in the layout C(load_metadefs) reads.
   - Every file is read and checked before anything is written; a load or unload is one transaction under the
     migration lock, so nothing is ever half loaded.
+  - >-
+    Meanwhile it publishes its progress, one step per kind of row (C(metadefs: create 4 of 5, properties: 80/134)),
+    which M(openstack_ops.glance.glance_db_facts) shows in C(run.progress) (C(docs/progress.md)).
   - Where C(glance-manage) logs and goes on, this module refuses and writes nothing, naming the file - a path that
     does not exist, a directory without C(.json) files, a malformed file, or a file without a namespace name.
   - Needs the metadef tables; a database that does not have them yet is refused (run M(openstack_ops.glance.glance_db_sync)).
@@ -161,6 +164,8 @@ class GlanceDbMetadefs(GlanceDbModule):
                 result = metadefs.load(self.engine, path, self.options, check_mode=check_mode, **modes)
             else:
                 result = metadefs.unload(self.engine, self.options, check_mode=check_mode)
+        for warning in result.warnings:
+            self.ansible.warn(self.redact(warning))
         out = dict(changed=result.changed, changes=metadefs.change_report(result.changes),
                    counts=dict((kind, len(entries)) for kind, entries in result.after.items()))
         if self.ansible._diff:

@@ -23,6 +23,10 @@ description:
   - Works in batches of O(batch_size) rows, each its own short transaction that waits at most
     O(lock_wait_timeout) seconds for a row lock and is retried with backoff, so it can run while the API serves.
   - Holds the migration lock, so it never runs during a schema upgrade by this collection.
+  - >-
+    While it runs it publishes its progress, one step per table (C(purge: table 2 of 5, image_tags: 4,700/8,333)),
+    which M(openstack_ops.glance.glance_db_facts) shows in C(run.progress) and M(openstack_ops.glance.glance_db_wait)
+    prints (C(docs/progress.md)).
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
   - openstack_ops.glance.glance_db.LOCK
@@ -143,7 +147,7 @@ class GlanceDbPurge(GlanceDbModule):
                           batch_size=self.params["batch_size"],
                           lock_wait_timeout=self.params["lock_wait_timeout"])
         result = purge.run(job, self.options, check_mode=self.ansible.check_mode,
-                           diff=self.ansible._diff, warn=self.ansible.warn)
+                           diff=self.ansible._diff, warn=lambda warning: self.ansible.warn(self.redact(warning)))
         self.exit(result)
 
 

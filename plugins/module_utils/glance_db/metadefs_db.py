@@ -10,6 +10,7 @@ import json
 from .deps import sa
 from .errors import MetadefsError
 from .metadefs_catalog import KINDS, NAMESPACE_FIELDS, empty_catalog
+from .progress import Progress
 from .state import on_connection, require_untouched_by_a_stopped_run
 
 TABLE_OF = {
@@ -22,6 +23,11 @@ TABLE_OF = {
 }
 # Children go before their namespace when deleting (foreign keys).
 DELETE_ORDER = ("properties", "objects", "tags", "resource_type_associations", "namespaces", "resource_types")
+# The writes in their order: deletes, then per kind (namespaces and resource types first:
+# the others need their ids) creates and updates. Each is a step of the progress.
+WRITES = tuple(("deleted", kind) for kind in DELETE_ORDER) + tuple(
+    (what, kind) for kind in KINDS for what in ("created", "updated"))
+VERB = {"deleted": "delete", "created": "create", "updated": "update"}
 
 _tables = {}
 
@@ -146,29 +152,39 @@ def _where(t, kind, key, ids):
     return table.c.id == ids[kind][key]
 
 
-def write(conn, before, ids, after, change_set):
-    """Turn ``before`` into ``after`` on ``conn`` (inside the caller's transaction)."""
+def write(conn, before, ids, after, change_set, progress=None):
+    """Turn ``before`` into ``after`` on ``conn`` (inside the caller's transaction); each kind
+    of row deleted, created or updated is a step of ``progress`` (progress.Progress)."""
     t = tables()
     now = _utcnow()
-    for kind in DELETE_ORDER:
-        for key in change_set["deleted"][kind]:
-            conn.execute(t[kind].delete().where(_where(t, kind, key, ids)))
-    for kind in KINDS:  # namespaces and resource types first: the others need their ids
-        for key in change_set["created"][kind]:
-            values = _row_values(kind, key, after[kind][key])
-            values["created_at"] = now
-            if kind == "resource_type_associations":
-                values.update(namespace_id=ids["namespaces"][key[0]],
-                              resource_type_id=ids["resource_types"][key[1]])
-            elif kind not in ("namespaces", "resource_types"):
-                values["namespace_id"] = ids["namespaces"][key[0]]
-            inserted = conn.execute(t[kind].insert().values(values))
-            if kind in ("namespaces", "resource_types"):
-                ids[kind][key] = inserted.inserted_primary_key[0]
-        for key in change_set["updated"][kind]:
-            values = _row_values(kind, key, after[kind][key])
-            values["updated_at"] = now
-            conn.execute(t[kind].update().where(_where(t, kind, key, ids)).values(values))
+    progress = progress or Progress()
+    steps = [(what, kind) for what, kind in WRITES if change_set[what][kind]]
+    for index, (what, kind) in enumerate(steps, 1):
+        keys = change_set[what][kind]
+        progress.step(VERB[what], kind.replace("_", " "), index, len(steps), table=TABLE_OF[kind],
+                      rows_total=len(keys))
+        for done, key in enumerate(keys, 1):
+            if what == "deleted":
+                conn.execute(t[kind].delete().where(_where(t, kind, key, ids)))
+            elif what == "created":
+                _create(conn, t, kind, key, after[kind][key], ids, now)
+            else:
+                values = _row_values(kind, key, after[kind][key])
+                values["updated_at"] = now
+                conn.execute(t[kind].update().where(_where(t, kind, key, ids)).values(values))
+            progress.rows(done)
+
+
+def _create(conn, t, kind, key, value, ids, now):
+    values = _row_values(kind, key, value)
+    values["created_at"] = now
+    if kind == "resource_type_associations":
+        values.update(namespace_id=ids["namespaces"][key[0]], resource_type_id=ids["resource_types"][key[1]])
+    elif kind not in ("namespaces", "resource_types"):
+        values["namespace_id"] = ids["namespaces"][key[0]]
+    inserted = conn.execute(t[kind].insert().values(values))
+    if kind in ("namespaces", "resource_types"):
+        ids[kind][key] = inserted.inserted_primary_key[0]
 
 
 def check_schema(conn):

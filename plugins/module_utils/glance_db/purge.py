@@ -24,6 +24,10 @@ The work is done in key-ordered batches, each its own short transaction whose
 row-lock waits are bounded (MySQL ``innodb_lock_wait_timeout`` and
 ``lock_wait_timeout``, PostgreSQL ``lock_timeout``) and retried with backoff,
 so the API keeps serving while it runs.
+
+While it runs it publishes its progress (progress.py, docs/progress.md): phase
+``purge``, one step per table whose rows it chooses (``table 2 of 5,
+image_tags``), that table's rows purged of those the plan counted.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from .errors import GlanceDbError
 from .flow_control import Unpaced, for_connection, record
 from .options import RunOptions
 from .profile import ServerProfile
+from . import progress as run_progress
 from .state import on_connection, require_untouched_by_a_stopped_run
 
 # Glance's order (models with a `deleted` column, images kept apart, tasks last).
@@ -114,6 +119,7 @@ class Purge(object):
         self.retries = 0
         self.pacing = Unpaced(batch_size)  # on Galera, the last run's: flow control met and backoffs
         self.profile = None  # profile.ServerProfile of the server, read with the state by plan()
+        self.stopped_run_shown = False  # a stopped run's progress record stands (read by plan())
 
     # ---- choosing rows
     def _candidates(self, table, boundary):
@@ -151,7 +157,9 @@ class Purge(object):
         counts = dict((t, 0) for t in self.tables)
         with self.engine.connect() as conn:
             # The server's profile, read with the state: which lock run() takes.
-            self.profile = ServerProfile.of_state(self._check_database(conn))
+            state = self._check_database(conn)
+            self.profile = ServerProfile.of_state(state)
+            self.stopped_run_shown = state.stopped_run_shown
             for name in self.parents:
                 table = _soft_deleted(name)
                 boundary = self._boundary(conn, table)
@@ -187,9 +195,14 @@ class Purge(object):
         return []
 
     # ---- deleting
-    def run(self, progress=None, galera=False):
-        """Delete the rows; return rows deleted per table. ``galera``: back off under flow control."""
+    def run(self, progress=None, galera=False, planned=None):
+        """Delete the rows; return rows deleted per table. ``galera``: back off under flow control.
+        ``progress``: a progress.Progress the steps are reported to; ``planned``: plan()'s counts,
+        the steps' totals (a table the plan found empty is no step)."""
         counts = dict((t, 0) for t in self.tables)
+        progress = progress or run_progress.Progress()
+        totals = planned or {}
+        steps = [name for name in self.parents if planned is None or totals.get(name)]
         with self.engine.connect() as conn:
             self._check_database(conn)
             self._bound_lock_waits(conn)
@@ -201,6 +214,10 @@ class Purge(object):
                 conn.rollback()  # no snapshot or lock kept between batches
                 if boundary is False:
                     continue
+                step = name in steps
+                if step:
+                    progress.step("table", name, steps.index(name) + 1, len(steps), table=name,
+                                  rows_total=totals.get(name))
                 after = None
                 while True:
                     query = sa.select(table.c.id).where(self._candidates(table, boundary))
@@ -211,20 +228,24 @@ class Purge(object):
                     conn.rollback()
                     if not keys:
                         break
-                    done = self._delete_batch(conn, name, table, boundary, keys, counts)
+                    done = self._delete_batch(conn, name, table, boundary, keys, counts, progress)
                     pacing.after()
                     for table_name, rows in done.items():
                         counts[table_name] += rows
-                    if progress:
-                        progress(counts)
+                    if step:
+                        total = totals.get(name)
+                        progress.rows(counts[name], None if total is None else max(counts[name], total))
+                        progress.throttled("Galera flow control" if pacing.batch_size < self.batch_size else None)
                     after = keys[-1]
         return counts
 
-    def _delete_batch(self, conn, name, table, boundary, keys, counts):
+    def _delete_batch(self, conn, name, table, boundary, keys, counts, progress):
         # Lock wait timeouts and deadlocks: the batch is rolled back and tried again.
         try:
-            return with_backoff(lambda: self._delete_once(conn, name, table, boundary, keys),
-                                PURGE_BATCH, self.sleep, on_retry=self._count_retry)
+            with progress.lock_waits("a purge batch") as say_throttled:
+                return with_backoff(lambda: self._delete_once(conn, name, table, boundary, keys),
+                                    PURGE_BATCH, self.sleep,
+                                    on_retry=lambda *retry: self._count_retry(say_throttled, *retry))
         except sa.exc.OperationalError as exc:
             if PURGE_BATCH.retries_on(exc):
                 raise PurgeInterrupted(
@@ -235,8 +256,9 @@ class Purge(object):
                                             _counts_text(counts)))
             raise
 
-    def _count_retry(self, _exc, _attempt, _tries):
+    def _count_retry(self, say_throttled, *retry):
         self.retries += 1
+        say_throttled(*retry)  # until the batch goes through
 
     def _delete_once(self, conn, name, table, boundary, keys):
         with conn.begin():
@@ -286,21 +308,29 @@ def run(job, options=None, check_mode=False, diff=False, warn=None):
 
     ``options``: the run's options.RunOptions (the lock's are used).
 
-    ``warn``: called with the warning of a run that backed off under Galera flow control."""
+    ``warn``: called with the warning of a run that backed off under Galera flow control, or
+    whose progress could not be published."""
     before = job.old_rows() if diff else None
+    warn = warn or (lambda line: None)
+    planned = job.plan()
     if check_mode:
-        counts = job.plan()
-    elif not any(job.plan().values()):
+        counts = planned
+    elif not any(planned.values()) and not job.stopped_run_shown:
         counts = dict((t, 0) for t in job.tables)  # nothing to do: not even the lock
     else:
         # The lock keeps a purge out of a schema upgrade's way (and two purges apart):
         # the phases' lock, with the same options (profile.py), on the server plan() read.
-        with job.profile.migration_lock(job.engine, options or RunOptions()):
-            counts = job.run(galera=job.profile.on_galera)
+        # The progress is published under it, so the facts judge it as a phase's.
+        options = options or RunOptions()
+        progress = run_progress.for_server(job.engine, job.profile, options)
+        with job.profile.migration_lock(job.engine, options) as holder, progress.running("purge", holder):
+            counts = job.run(progress, galera=job.profile.on_galera, planned=planned)
+        for warning in progress.warnings:
+            warn(warning)
     total = sum(counts.values())
     result = dict(changed=total > 0, rows=counts, total=total, age_in_days=job.age_in_days,
                   msg=message(counts, job.age_in_days, check_mode))
-    flow = record(job.pacing, "the purge", warn or (lambda line: None))
+    flow = record(job.pacing, "the purge", warn)
     if flow is not None:  # on Galera
         result["flow_control"] = flow
     if diff:

@@ -55,6 +55,12 @@ class DatabaseState(object):
 
     # ---- classification
     @property
+    def stopped_run_shown(self):
+        """The progress record of a run that stopped stands (stale): a writing module with
+        nothing else to do still takes the lock, to clear it."""
+        return self.progress is not None and self.progress["state"] == "stale"
+
+    @property
     def is_empty(self):
         return not self.tables
 
