@@ -102,8 +102,8 @@ durations:
       C(data migration)), C(table) or C(name), C(rows), and C(estimated) (C(seconds), C(low), C(high), C(basis)).
     - On MySQL/MariaDB the estimate comes from a short sample measured on the server (a few thousand of the
       table's rows copied into a temporary table of the module's own session, at most 2 s, nothing left
-      behind); where none can be taken (PostgreSQL, SQLite, a user without C(CREATE TEMPORARY TABLES), a small
-      table) from rates measured on test servers. C(basis) says which, why, and where the range comes from.
+      behind); where none can be taken (PostgreSQL, SQLite, a user without C(CREATE TEMPORARY TABLES), a step
+      of fewer than 5,000 rows) from rates measured on test servers. C(basis) says which, why, and where the range comes from.
     - After a run each also has its real C(seconds).
   returned: always
   type: list

@@ -75,10 +75,14 @@ class Plan(object):
         return [c for c in copies if c not in contract_side] + migrations + contract_side
 
     @property
-    def sampled_tables(self):
-        """The tables whose rows the long steps move: what the estimates sample."""
-        return ([c["table"] for c in self.table_copies] +
-                [migration_table(m) for m, rows in self.data_migrations if rows])
+    def rows_moved(self):
+        """Each table whose rows the long steps move, with the most rows one of them moves (what
+        the estimates sample)."""
+        moved = {}
+        for table, rows in ([(c["table"], c["estimated_rows"]) for c in self.table_copies] +
+                            [(migration_table(m), rows) for m, rows in self.data_migrations if rows]):
+            moved[table] = max(rows, moved.get(table, 0))
+        return moved
 
 
 class Outcome(object):
@@ -282,7 +286,7 @@ def _plan(phase, state, plan_args, options, sample_on=None):
     plan = PLANNERS[phase](state, **plan_args)
     plan.rates = Rates(state.galera is not None, runs_online(phase), options.batch_size)
     if sample_on is not None and state.engine_name == "mysql":
-        plan.rates.sample(sample_on, plan.sampled_tables)
+        plan.rates.sample(sample_on, plan.rows_moved)
     return plan
 
 

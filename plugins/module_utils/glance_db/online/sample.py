@@ -10,7 +10,8 @@ created as the copy is (inspector.create_copy); each repeat is timed. Nobody els
 - Galera does not replicate it: a statement on temporary tables only is kept out of Total
   Order Isolation (MariaDB's sql/wsrep_mysqld.cc, wsrep_can_run_in_toi), and writes to a
   temporary table make no row events, so no write set (as with ROW binary logging, which
-  Galera requires: MySQL manual, "Replication and Temporary Tables").
+  Galera requires: MySQL manual, "Replication and Temporary Tables"). On the test cluster a
+  check mode leaves the node's wsrep_last_committed where it was (test_galera_estimates.py).
 
 What it holds on the table: no row lock (READ COMMITTED, no LOCK IN SHARE MODE: InnoDB
 reads the source of an INSERT ... SELECT as a consistent read), only the shared metadata

@@ -63,7 +63,7 @@ def test_without_a_sample_the_fixed_rates_answer_and_say_why():
     assert estimate["basis"] == ("fixed rate measured on test servers: 30000 rows at 10000 rows/s; the real time "
                                  "may be half to twice this (no sample: table images has fewer than 5000 rows to "
                                  "sample)")
-    assert rates.migration(ocata, 9000)["basis"].endswith("may be half to twice this (no sample: table images has "
-                                                         "fewer than 5000 rows to sample)")
+    assert rates.migration(ocata, 9000)["basis"].endswith(
+        "may be half to twice this (no sample: table images has fewer than 5000 rows to sample)")
     assert estimates.Rates().copy("tasks", 30000)["basis"].endswith("half to twice this")  # not tried: no reason
     assert rates.copy("images", None) is None
