@@ -37,9 +37,14 @@ _STATUS = ("SET STATEMENT wsrep_sync_wait = 0 FOR SHOW GLOBAL STATUS WHERE Varia
            "'Uptime_since_flush_status')")
 
 
+def pause_seconds(took):
+    """The pause after an online batch that took ``took`` seconds (what estimates.py counts too)."""
+    return max(ONLINE_BATCH_PAUSE_MIN_SECONDS, ONLINE_BATCH_PAUSE_RATIO * took)
+
+
 def pause_after_batch(took, sleep=time.sleep):
     """Wait after an online batch that took ``took`` seconds, before the next one."""
-    sleep(max(ONLINE_BATCH_PAUSE_MIN_SECONDS, ONLINE_BATCH_PAUSE_RATIO * took))
+    sleep(pause_seconds(took))
 
 
 def paused_seconds(status):

@@ -12,7 +12,7 @@ import time
 from . import leftovers, stopping
 from . import state as db_state
 from .data_migrations import MIGRATIONS
-from .estimates import migration_duration
+from .estimates import Rates, migration_table
 from .errors import ClusterNotReady, DowngradeRefused, MissingPrivilege, PhaseOrderError, UnsupportedEngine
 from .graph import CONTRACT, EXPAND, GRAPH
 from .online import expected_copies, runs_online
@@ -33,7 +33,7 @@ class Plan(object):
         self.contract_revisions = list(contract_revisions)  # applied after them
         self.leftovers = []  # what a stopped run left (leftovers.read), cleared before the rest
         self.table_copies = []  # MySQL, online: the shadow copies expected, with their room (online.expected_copies)
-        self.on_galera = False  # the data migrations' estimates (estimates.py) are the cluster's
+        self.rates = Rates()  # how the durations are estimated (estimates.py): fixed rates unless sampled
 
     @property
     def empty(self):
@@ -67,12 +67,22 @@ class Plan(object):
     def durations(self):
         """Each long step's estimated duration (estimates.py), in the order the run takes them:
         the expand side's copies, the data migrations, then the contract side's copies."""
-        copies = [{"step": "copy", "revision": c["revision"], "table": c["table"],
-                   "estimated": c["estimated_duration"]} for c in self.table_copies]
+        copies = [{"step": "copy", "revision": c["revision"], "table": c["table"], "rows": c["estimated_rows"],
+                   "estimated": self.rates.copy(c["table"], c["estimated_rows"])} for c in self.table_copies]
         contract_side = [c for c in copies if c["revision"] in self.contract_revisions]
         migrations = [{"step": "data migration", "name": m.name, "rows": rows,
-                       "estimated": migration_duration(rows, self.on_galera)} for m, rows in self.data_migrations]
+                       "estimated": self.rates.migration(m, rows)} for m, rows in self.data_migrations]
         return [c for c in copies if c not in contract_side] + migrations + contract_side
+
+    @property
+    def rows_moved(self):
+        """Each table whose rows the long steps move, with the most rows one of them moves (what
+        the estimates sample)."""
+        moved = {}
+        for table, rows in ([(c["table"], c["estimated_rows"]) for c in self.table_copies] +
+                            [(migration_table(m), rows) for m, rows in self.data_migrations if rows]):
+            moved[table] = max(rows, moved.get(table, 0))
+        return moved
 
 
 class Outcome(object):
@@ -270,10 +280,13 @@ PLANNERS = {"sync": plan_sync, "expand": plan_expand, "migrate": plan_migrate,
             "contract": plan_contract}
 
 
-def _plan(phase, state, plan_args):
-    """PLANNERS[phase] on ``state``, the plan knowing the engine its estimates are for."""
+def _plan(phase, state, plan_args, options, sample_on=None):
+    """PLANNERS[phase] on ``state``, the plan knowing the server its estimates are for; with
+    ``sample_on`` (an engine), estimated from a sample on that server where one can be taken."""
     plan = PLANNERS[phase](state, **plan_args)
-    plan.on_galera = state.galera is not None
+    plan.rates = Rates(state.galera is not None, runs_online(phase), options.batch_size)
+    if sample_on is not None and state.engine_name == "mysql":
+        plan.rates.sample(sample_on, plan.rows_moved)
     return plan
 
 
@@ -400,7 +413,8 @@ def _run(engine, phase, check_mode, options, plan_args):
     # A schema seen contradicting alembic_version may be another run's copy, caught at its swap.
     if check_mode or not (before_state.foreign or before_state.leftovers or before_state.schema_contradictions
                           or before_state.progress):
-        plan = _plan(phase, before_state, plan_args)
+        # Sampled in check mode; a run samples under the lock, in its own plan below.
+        plan = _plan(phase, before_state, plan_args, options, engine if check_mode else None)
         plan.leftovers = list(before_state.leftovers)
         if check_mode or plan.empty:
             return Outcome(plan, before, before, [], [])
@@ -417,7 +431,7 @@ def _run(engine, phase, check_mode, options, plan_args):
         if cleared:
             runner.clear_copy_leftovers()
             current = db_state.read(engine, options.galera_lock_database)
-        plan = _plan(phase, current, plan_args)
+        plan = _plan(phase, current, plan_args, options, engine)
         plan.leftovers = cleared
         progress.planned(plan.revisions + plan.contract_revisions, plan.table_copies,
                          [migration.name for migration in plan.migration_modules])

@@ -39,12 +39,12 @@ Where to change what:
   and how each is written: the revision that creates them (``carried_triggers``,
   gathered in revisions/__init__.py and passed in by runner.py);
 - the names of what a stopped copy leaves, and who clears it: leftovers.py;
-- what check mode expects the copies of a run to need: expected_copies(), here.
+- what check mode expects the copies of a run to need: expected_copies(), here;
+- the short measured sample of a copy behind the estimates (estimates.py): sample.py.
 """
 
 from __future__ import annotations
 
-from ..estimates import copy_duration
 from ..graph import GRAPH
 from . import inspector
 
@@ -97,8 +97,9 @@ def takes_copy(conn, table, carried, min_rows):
 def expected_copies(state, revisions):
     """The shadow copies an online run of ``revisions`` is expected to make on MySQL (each
     revision's ``rebuilds`` of a table of MIN_ROWS rows or more, as the server estimates
-    its rows), with the room each needs (inspector.space_needed): one copy at a time, so
-    the largest is what must be free; and the time each is expected to take (estimates.py)."""
+    its rows: ``estimated_rows``, from which estimates.py tells the time each is expected to
+    take), with the room each needs (inspector.space_needed): one copy at a time, so the
+    largest is what must be free."""
     if state.engine_name != "mysql":
         return []
     found = []
@@ -106,7 +107,7 @@ def expected_copies(state, revisions):
         for table in getattr(GRAPH.get(revision).script, "rebuilds", ()):
             size = state.table_sizes.get(table)
             if size and size["rows"] >= MIN_ROWS:
-                found.append({"revision": revision, "table": table, "estimated_bytes": inspector.space_needed(
-                    size["data"], size["indexes"], bool((state.mysql or {}).get("binary_logging"))),
-                    "estimated_duration": copy_duration(size["rows"], state.galera is not None)})
+                found.append({"revision": revision, "table": table, "estimated_rows": size["rows"],
+                              "estimated_bytes": inspector.space_needed(
+                                  size["data"], size["indexes"], bool((state.mysql or {}).get("binary_logging")))})
     return found

@@ -49,6 +49,24 @@ EVENTS = ("insert", "update", "delete")
 TRIGGERS_REFUSED = (ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED)
 
 
+def batch_end(conn, table, key, where, params, size):
+    """The key of the ``size``-th row of ``table`` matching ``where``, in key order; None when
+    fewer rows match (the last batch)."""
+    return inspector.scalar(conn, "SELECT `%s` FROM `%s` WHERE %s ORDER BY `%s` LIMIT 1 OFFSET %d"
+                            % (key, table, where, key, size - 1), *params)
+
+
+def copy_statement(table, new, columns, key, where, share_lock=True):
+    """The INSERT ... SELECT of one batch: the rows of ``table`` matching ``where`` into ``new``.
+    ``share_lock``: the source rows share-locked (the copy's batches: a write to them waits for
+    the batch, or the batch sees it); without it, under READ COMMITTED, a consistent read that
+    locks no row of ``table`` (estimates' sample, online/sample.py)."""
+    names = ", ".join("`%s`" % c for c in columns)
+    return ("INSERT INTO `{n}` ({c}) SELECT {c} FROM `{t}` WHERE {w}{lock} "
+            "ON DUPLICATE KEY UPDATE `{n}`.`{k}` = `{n}`.`{k}`").format(
+                n=new, c=names, t=table, w=where, k=key, lock=" LOCK IN SHARE MODE" if share_lock else "")
+
+
 class CopyRefused(Exception):
     """The server would not let the copy keep itself in step; nothing of it is left."""
 
@@ -200,9 +218,6 @@ class TableCopy(object):
         went on to the end of the table would chase the application's inserts for as long
         as they come faster than its batches (at the end of the key order, as a test's
         sequential ids are)."""
-        names = ", ".join("`%s`" % c for c in columns)
-        copy = ("INSERT INTO `{n}` ({c}) SELECT {c} FROM `{t}` WHERE {where} LOCK IN SHARE MODE "
-                "ON DUPLICATE KEY UPDATE `{n}`.`{k}` = `{n}`.`{k}`")
         rows = batches = 0
         after = None
         with conn.engine.connect() as batch_conn:
@@ -233,12 +248,11 @@ class TableCopy(object):
                 where, params = "`%s` <= %%s" % key, [upper]
                 if after is not None:
                     where, params = where + " AND `%s` > %%s" % key, params + [after]
-                last = inspector.scalar(batch_conn, "SELECT `%s` FROM `%s` WHERE %s ORDER BY `%s` LIMIT 1 OFFSET %d"
-                                        % (key, table, where, key, pacing.batch_size - 1), *params)
+                last = batch_end(batch_conn, table, key, where, params, pacing.batch_size)
                 batch_conn.rollback()
                 if last is not None:  # else the last batch: every row after ``after`` up to ``upper``
                     where, params = where + " AND `%s` <= %%s" % key, params + [last]
-                rows += self._batch(batch_conn, copy.format(n=new, c=names, t=table, k=key, where=where), params)
+                rows += self._batch(batch_conn, copy_statement(table, new, columns, key, where), params)
                 batches += 1
                 if total is not None:  # progress hook
                     scanned = total if last is None else min(total, scanned + pacing.batch_size)
