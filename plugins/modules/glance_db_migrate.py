@@ -93,10 +93,11 @@ data_migrations:
     - Rows migrated and rows remaining per data migration that ran.
     - >-
       On a Galera node also C(flow_control), what its batches met and did under the cluster's flow control:
-      C(batch_rows) (the rows a batch takes when nothing slows it: O(batch_size), at most 250), C(backoffs) (batches during which the cluster was paused more than a tenth of the time, after which the next
-      batch waited until the pause ended, at most 5 s, and was halved), C(waited_seconds), C(paused_seconds) (the time
-      the node was paused by flow control while it ran), C(messages_received) (flow control messages) and
-      C(smallest_batch) (rows). A run that backed off also warns.
+      C(batch_rows) (the rows a batch takes when nothing slows it: O(batch_size), at most 250), C(backoffs) (batches
+      during which the cluster was paused more than a tenth of the time, after which the next batch waited until the
+      pause ended, at most 5 s, and was halved), C(waited_seconds), C(paused_seconds) (the time the node was paused by
+      flow control while it ran), C(messages_received) (flow control messages) and C(smallest_batch) (rows). A run
+      that backed off also warns.
   returned: always
   type: list
   elements: dict
