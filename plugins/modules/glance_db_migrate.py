@@ -19,6 +19,8 @@ options:
   batch_size:
     description:
       - Rows per batch; each batch is one transaction.
+      - On a Galera node at most 250, whatever is asked (every other node applies a batch as one write set, and the
+        application's commits there wait behind it).
     type: int
     default: 5000
   max_rows:
@@ -91,10 +93,11 @@ data_migrations:
     - Rows migrated and rows remaining per data migration that ran.
     - >-
       On a Galera node also C(flow_control), what its batches met and did under the cluster's flow control:
-      C(backoffs) (batches during which the cluster was paused more than a tenth of the time, after which the next
-      batch waited until the pause ended, at most 5 s, and was halved), C(waited_seconds), C(paused_seconds) (the time
-      the node was paused by flow control while it ran), C(messages_received) (flow control messages) and
-      C(smallest_batch) (rows). A run that backed off also warns.
+      C(batch_rows) (the rows a batch takes when nothing slows it: O(batch_size), at most 250), C(backoffs) (batches
+      during which the cluster was paused more than a tenth of the time, after which the next batch waited until the
+      pause ended, at most 5 s, and was halved), C(waited_seconds), C(paused_seconds) (the time the node was paused by
+      flow control while it ran), C(messages_received) (flow control messages) and C(smallest_batch) (rows). A run
+      that backed off also warns.
   returned: always
   type: list
   elements: dict

@@ -1,5 +1,6 @@
-"""Data migration batches back off when the Galera cluster reports flow control
-(flow_control.py, docs/galera.md "Flow control").
+"""Data migration batches on the Galera cluster: at most GALERA_BATCH_ROWS rows, and
+backing off when the cluster reports flow control (flow_control.py, docs/galera.md
+"Batches on the cluster", "Flow control").
 
 Node 3 is made a slow node: a small ``gcs.fc_limit`` and, in pulses, a read lock
 on ``images`` that holds its applier, so its queue fills and it sends flow
@@ -31,7 +32,7 @@ from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unu
 pytestmark = pytest.mark.galera
 
 IMAGES = 30000
-BATCH = 500
+BATCH = flow_control.GALERA_BATCH_ROWS  # as large as a batch on Galera gets
 BASELINE_BATCHES = 12  # clean batches before node 3 slows down
 PAUSE_SECONDS = 2.0  # node 3 stays slow until the cluster has been paused this long
 WINDOW_SECONDS = 20.0  # or for this long at most
@@ -62,6 +63,26 @@ class TimedStep(object):
         if len(self.batches) == BASELINE_BATCHES:
             self.started.set()
         return rows
+
+
+class SizedStep(object):
+    """A data migration step that records the rows each batch asks for."""
+
+    def __init__(self, step, sizes):
+        self.step = step
+        self.sizes = sizes
+
+    def count(self, conn):
+        return self.step.count(conn)
+
+    def next_keys(self, conn, after, limit):
+        keys = self.step.next_keys(conn, after, limit)
+        if keys:
+            self.sizes.append(limit)
+        return keys
+
+    def apply(self, conn, keys):
+        return self.step.apply(conn, keys)
 
 
 class SlowNode(threading.Thread):
@@ -231,6 +252,30 @@ def test_batches_back_off_under_flow_control_and_the_migration_completes(gdb, mo
     for node in galera.NODES:
         assert dict(gdb.rows("SELECT id, visibility FROM images", node=node)) == expected
     galera.wait_cluster(timeout=60)
+
+
+def test_data_migration_batches_on_the_cluster_are_galera_batch_rows_at_most(gdb, monkeypatch):  # noqa: F811
+    """Every other node applies a batch as one write set, and its writers' commits wait
+    behind it: whatever batch_size asks, a batch on Galera takes GALERA_BATCH_ROWS rows
+    at most, and the result says so. A smaller batch_size is kept."""
+    phases.run(gdb.engine(1), "sync", version="mitaka02")
+    expected = galera.seed_pre_ocata_fast(gdb, 3 * flow_control.GALERA_BATCH_ROWS + 10)
+    phases.run(gdb.engine(1), "expand")
+    steps = ocata.STEPS
+
+    def migrate(**args):
+        sizes = []
+        monkeypatch.setattr(ocata, "STEPS", tuple(SizedStep(step, sizes) for step in steps))
+        outcome = phases.run(gdb.engine(1), "migrate", **args)
+        return sizes, outcome.migrated[0]["flow_control"]
+
+    sizes, flow = migrate(max_rows=2 * flow_control.GALERA_BATCH_ROWS)  # batch_size: the default, 5,000
+    assert sizes == [flow_control.GALERA_BATCH_ROWS] * 2, sizes
+    assert flow["batch_rows"] == flow_control.GALERA_BATCH_ROWS and flow["backoffs"] == 0, flow
+    sizes, flow = migrate(batch_size=100)
+    assert set(sizes) == {100} and flow["batch_rows"] == 100, (sizes, flow)
+    for node in galera.NODES:
+        assert dict(gdb.rows("SELECT id, visibility FROM images", node=node)) == expected
 
 
 def test_a_purge_on_galera_reports_the_flow_control_it_met(gdb):  # noqa: F811

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 import galera
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import online, phases
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import flow_control, phases
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id
 from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unused-import
@@ -118,7 +118,7 @@ def test_expand_and_contract_copy_images_while_every_node_writes(gdb):
             outcome = phases.run(gdb.engine(1), phase, galera_lock_ttl=30, **args)
             took[phase] = round(time.monotonic() - started, 1)
             for copy in outcome.table_copies:  # the cluster's smaller batches (flow control may halve them)
-                assert copy["batches"] >= copy["rows"] / online.GALERA_BATCH_ROWS, copy
+                assert copy["batches"] >= copy["rows"] / flow_control.GALERA_BATCH_ROWS, copy
             if phase == "expand":  # Glance's Ocata triggers carried across the Rocky copies, on every node
                 assert len(inserted_so_far(writers)) > 10  # N-1 writes while the Rocky copies ran
                 for node in galera.NODES:

@@ -27,18 +27,19 @@ from __future__ import annotations
 
 import statistics
 
-from .flow_control import pause_seconds
-from .online import BATCH_ROWS, GALERA_BATCH_ROWS
+from .flow_control import GALERA_BATCH_ROWS, pause_seconds
+from .online import BATCH_ROWS
 from .online.sample import CAP_SECONDS, SAMPLE_ROWS, SampleUnavailable, copy_rates
 
 # Fixed rates, rows per second, measured on 2 shared cores (docs/rolling-upgrade.md, "Estimates"):
 # one MariaDB server, 50,000 images: copies of images 7,200 to 17,800 rows/s (more indexes,
 # slower), the data migrations 9,000 rows/s; the 3-node Galera cluster, 1,000,000 images: three
-# copies in 1,062 s, about 2,800 rows/s.
+# copies in 1,062 s, about 2,800 rows/s; 50,000 and 200,000 images: the data migrations (batches of
+# 250 rows) 1,700 to 6,200 rows/s.
 COPY_ROWS_PER_SECOND = 10000
 GALERA_COPY_ROWS_PER_SECOND = 2800
 MIGRATION_ROWS_PER_SECOND = 9000
-GALERA_MIGRATION_ROWS_PER_SECOND = 2800
+GALERA_MIGRATION_ROWS_PER_SECOND = 4000
 LOW, HIGH = 0.5, 2.0  # the range stated with each fixed-rate estimate
 
 # The share of the sample's rate (its batches' time, no pauses) a step runs at, measured on

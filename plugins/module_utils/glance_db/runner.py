@@ -14,7 +14,7 @@ import warnings
 
 from .deps import MigrationContext, Operations, sa
 from .errors import DataLossRefused
-from .flow_control import for_connection, pause_after_batch, record
+from .flow_control import batch_rows, for_connection, pause_after_batch, record
 from . import stopping
 from .graph import GRAPH
 from .online.alembic_hook import OnlineDDL
@@ -205,7 +205,7 @@ class Runner(object):
             rows_total = min(rows_total, max_rows)
         self.progress.step("data migration", migration.name, rows_total=rows_total)  # progress hook
         with self._begin_batches() as conn:
-            pacing = for_connection(conn, batch_size, self.galera, self.sleep)
+            pacing = for_connection(conn, batch_rows(batch_size, self.galera), self.galera, self.sleep)
             for step in migration.STEPS:
                 after = None
                 while max_rows is None or migrated < max_rows:
@@ -222,8 +222,7 @@ class Runner(object):
                     pacing.after()
                     self.progress.rows(  # progress hook
                         migrated, None if rows_total is None else max(migrated, rows_total))
-                    self.progress.throttled(  # progress hook
-                        "Galera flow control" if pacing.batch_size < batch_size else None)
+                    self.progress.throttled(pacing.reason)  # progress hook
                     if self.online and len(keys) == limit:  # more to come: let others in
                         pause_after_batch(took, self.sleep)
             if self.galera:  # off Galera there is nothing to report

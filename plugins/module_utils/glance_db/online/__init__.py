@@ -25,8 +25,8 @@ the server picks INSTANT where it can, and the names say what to expect of it.
 
 Where to change what:
 - when a table is copied: MIN_ROWS, takes_copy() and route(), here;
-- the copy's batch sizes: BATCH_ROWS and GALERA_BATCH_ROWS, here (their pacing
-  under Galera flow control: flow_control.py);
+- the copy's batch size: BATCH_ROWS, here (on Galera smaller, and paced under flow
+  control: flow_control.py);
 - which statements rebuild, and each one's LOCK=NONE form: statements.py;
 - the hook itself, its lock-wait retries, and finishing a revision a killed run
   left half-done: alembic_hook.py;
@@ -50,13 +50,7 @@ from . import inspector
 
 # A table with fewer rows is altered in place: its rebuild holds writes only briefly.
 MIN_ROWS = 10000
-BATCH_ROWS = 1000
-# On Galera every other node applies each batch as one write set, in commit order,
-# and its own writers' commits wait behind it: smaller batches, shorter waits
-# (docs/galera.md, "Copy batches on the cluster": at 200,000 images, writes slower
-# than 20 ms on nodes 2 and 3 fell from 152-163 to 14-24 per expand, for a copy
-# 1.8 times as long).
-GALERA_BATCH_ROWS = 250
+BATCH_ROWS = 1000  # on Galera, flow_control.GALERA_BATCH_ROWS
 
 INSTANT = "instant"
 IN_PLACE = "in place"

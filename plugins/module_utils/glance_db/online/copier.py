@@ -14,7 +14,7 @@ one):
 2. three AFTER triggers on the table repeat each insert, update and delete on it;
 3. the rows are copied in primary-key batches, each its own short transaction
    with its source rows share-locked (a write to them waits for the batch, or
-   the batch sees it); on Galera, batches are smaller (GALERA_BATCH_ROWS), and
+   the batch sees it); on Galera, batches are smaller (flow_control.batch_rows), and
    one that lost certification to a write through another node runs again;
 4. to 6. the cut-over (cut_over.py): the child tables' foreign keys are pointed at
    the copy, one ``RENAME TABLE`` swaps the names, the old copy is dropped with
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 
-from ..flow_control import for_connection, pause_after_batch
+from .. import flow_control
 from .. import leftovers, stopping
 from ..leftovers import NEW, TRIGGER
 from ..options import RunOptions
@@ -38,7 +38,7 @@ from ..profile import ServerProfile
 from ..progress import Progress
 from ..db_errors import (BATCH, BATCH_ROW_LOCK_WAIT, NO_SUCH_TABLE, ROUTINE_NEEDS_SUPER, TABLE_ACCESS_DENIED,
                          code_of, with_backoff)
-from . import BATCH_ROWS, GALERA_BATCH_ROWS, MIN_ROWS, inspector, takes_copy
+from . import BATCH_ROWS, MIN_ROWS, inspector, takes_copy
 from .cut_over import CutOver
 from .held_swap import SwapHold
 from .inspector import refuse_without_room, space_text
@@ -87,7 +87,7 @@ class TableCopy(object):
         self._sizes = {}  # table -> the largest (data, indexes) seen in this run
         self.galera = profile.on_galera
         self.sleep = sleep
-        self.batch_rows = batch_rows or (GALERA_BATCH_ROWS if self.galera else BATCH_ROWS)
+        self.batch_rows = batch_rows or flow_control.batch_rows(BATCH_ROWS, self.galera)
         self.min_rows = min_rows
         self.carried = carried or {}  # Glance's triggers a swap carries across (cut_over.py)
         self.cut_over = CutOver(run_ddl, profile, sleep=sleep, carried=self.carried, progress=self.progress)
@@ -240,7 +240,7 @@ class TableCopy(object):
                 batch_conn.rollback()
             self.progress.copy(table, total)
             scanned = 0
-            pacing = for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
+            pacing = flow_control.for_connection(batch_conn, self.batch_rows, self.galera, self.sleep)
             while True:
                 stopping.check("while copying %s (%d rows copied)" % (table, rows))
                 pacing.before()
@@ -261,9 +261,8 @@ class TableCopy(object):
                     return rows, batches
                 after = last
                 pacing.after()
-                self.progress.throttled(  # progress hook
-                    "Galera flow control" if pacing.batch_size < self.batch_rows else None)
-                pause_after_batch(time.monotonic() - started, self.sleep)
+                self.progress.throttled(pacing.reason)  # progress hook
+                flow_control.pause_after_batch(time.monotonic() - started, self.sleep)
 
     def _batch(self, conn, sql, params):
         """One copy batch in its own transaction, run again after a row-lock wait or a deadlock

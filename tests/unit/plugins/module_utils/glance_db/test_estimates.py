@@ -9,7 +9,8 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.data_migrations import (
     ocata_migrate01_community_images as ocata,
 )
-from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import BATCH_ROWS, GALERA_BATCH_ROWS
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.flow_control import GALERA_BATCH_ROWS
+from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import BATCH_ROWS
 
 SAMPLE = [40000.0, 50000.0, 60000.0]  # rows/s of three repeats
 

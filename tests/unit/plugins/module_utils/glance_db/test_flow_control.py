@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import flow_control
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.flow_control import (
-    MAX_WAIT_SECONDS, POLL_SECONDS, FlowControl, Unpaced, paused_seconds,
+    GALERA_BATCH_ROWS, MAX_WAIT_SECONDS, POLL_SECONDS, FlowControl, Unpaced, batch_rows, paused_seconds,
 )
 
 
@@ -37,8 +37,9 @@ def test_clean_batches_keep_their_size_and_never_wait():
         pacing.before()
         cluster.advance(0.1)
         assert pacing.after() == 1000
-    assert pacing.result() == {"backoffs": 0, "waited_seconds": 0.0, "paused_seconds": 0.0,
+    assert pacing.result() == {"batch_rows": 1000, "backoffs": 0, "waited_seconds": 0.0, "paused_seconds": 0.0,
                                "messages_received": 0, "smallest_batch": 1000}
+    assert pacing.reason is None
     assert pacing.warning("m") is None
     assert cluster.now == 0.5  # no sleep at all
 
@@ -53,13 +54,14 @@ def test_a_paused_batch_waits_for_the_pause_to_end_and_halves_the_next_one():
     # It waited, polling, until a poll found no more pause: just past the pause's end.
     assert 1.0 <= cluster.now <= 1.0 + 2 * POLL_SECONDS
     assert pacing.backoffs == 1 and pacing.smallest == 500
+    assert pacing.reason == "Galera flow control"  # the progress says why, until the size is back
     # Clean batches grow it back, doubling, to the size asked for, never above.
     sizes = []
     for _batch in range(3):
         pacing.before()
         cluster.advance(0.1)
         sizes.append(pacing.after())
-    assert sizes == [1000, 1000, 1000]
+    assert sizes == [1000, 1000, 1000] and pacing.reason is None
     result = pacing.result()
     assert result["backoffs"] == 1 and result["paused_seconds"] == 1.0 and result["messages_received"] == 10
     assert 0.8 <= result["waited_seconds"] <= 1.2
@@ -101,4 +103,10 @@ def test_off_galera_nothing_is_read():
     assert isinstance(pacing, Unpaced)
     pacing.before()
     assert pacing.after() == 700 and pacing.batch_size == 700
-    assert pacing.result() is None and pacing.warning("m") is None
+    assert pacing.result() is None and pacing.warning("m") is None and pacing.reason is None
+
+
+def test_on_galera_batches_are_at_most_galera_batch_rows():
+    assert batch_rows(5000, galera=True) == GALERA_BATCH_ROWS == 250
+    assert batch_rows(100, galera=True) == 100  # a smaller batch_size stays
+    assert batch_rows(5000, galera=False) == 5000
