@@ -100,10 +100,7 @@ durations:
   description:
     - Each shadow copy and data migration, in the order the run takes them, with C(step) (C(copy) or
       C(data migration)), C(table) or C(name), C(rows), and C(estimated) (C(seconds), C(low), C(high), C(basis)).
-    - On MySQL/MariaDB the estimate comes from a short sample measured on the server (a few thousand of the
-      table's rows copied into a temporary table of the module's own session, at most 2 s, nothing left
-      behind); where none can be taken (PostgreSQL, SQLite, a user without C(CREATE TEMPORARY TABLES), a step
-      of fewer than 5,000 rows) from rates measured on test servers. C(basis) says which, why, and where the range comes from.
+    - The estimate is made as in M(openstack_ops.glance.glance_db_expand)'s result.
     - After a run each also has its real C(seconds).
   returned: always
   type: list

@@ -96,10 +96,7 @@ data_migrations:
   sample: [{"name": "ocata_migrate01_community_images", "migrated": 120, "remaining": 0}]
 durations:
   description:
-    - Each data migration, with C(step) (C(data migration)), C(name), C(rows) and C(estimated) (C(seconds), C(low),
-      C(high), C(basis)); on MySQL/MariaDB from a short sample measured on the server where one can be taken,
-      otherwise from rates measured on test servers, as in M(openstack_ops.glance.glance_db_expand)'s result.
-    - After a run each also has its real C(seconds).
+    - Each data migration, as in M(openstack_ops.glance.glance_db_migrate)'s result.
   returned: always
   type: list
   elements: dict

@@ -19,6 +19,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online.sample import (
     SampleUnavailable, copy_rates,
 )
+from accounts import engine_without
 from seed import seed_pre_ocata
 
 IMAGES = online.MIN_ROWS + 2000  # a copy of images is expected; two repeats of the sample fit
@@ -104,18 +105,8 @@ def test_a_data_migration_is_estimated_from_its_tables_sample_in_check_mode_and_
 def test_without_create_temporary_tables_the_fixed_rates_answer(make_database):
     db = _large(make_database)
     before = _visible(db)
-    user = "ct_%s" % db.name[-10:]
-    grants = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES, TRIGGER"  # no CREATE TEMPORARY
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY 'pw'" % user)
-        conn.exec_driver_sql("GRANT %s ON %s.* TO '%s'@'127.0.0.1'" % (grants, db.name, user))
-    try:
-        engine = sa.create_engine(db.engine.url.set(username=user, password="pw"), poolclass=sa.pool.NullPool)
+    with engine_without(db, "ct", "CREATE TEMPORARY TABLES") as engine:
         durations = phases.run(engine, "expand", check_mode=True).plan.durations()
-        engine.dispose()
-    finally:
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("DROP USER '%s'@'127.0.0.1'" % user)
     assert len(durations) == 3
     for step in durations:
         basis = step["estimated"]["basis"]

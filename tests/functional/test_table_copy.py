@@ -22,6 +22,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.online import copier, cut_over, inspector, statements
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.revisions import visibility
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import RunOptions
+from accounts import engine_without
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id, seed_pre_ocata, visibilities
 
@@ -467,20 +468,10 @@ def test_a_lock_tables_waiting_for_the_application_is_throttled(make_database, t
 def test_without_the_lock_tables_privilege_the_children_are_pointed_unlocked(make_database):
     db = make_database("mysql")
     phases.run(db.engine, "sync")
-    user = "nl_%s" % db.name[-10:]
-    grants = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES, TRIGGER"  # no LOCK TABLES
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY 'pw'" % user)
-        conn.exec_driver_sql("GRANT %s ON %s.* TO '%s'@'127.0.0.1'" % (grants, db.name, user))
-    try:
-        engine = sa.create_engine(db.engine.url.set(username=user, password="pw"), poolclass=sa.pool.NullPool)
+    with engine_without(db, "nl", "LOCK TABLES") as engine:
         with engine.connect() as conn:
             copy = _copy_of_images(conn)
             copy.cut_over.point_foreign_keys(conn, "images", "_glance_new_images")
-        engine.dispose()
-    finally:
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("DROP USER '%s'@'127.0.0.1'" % user)
     assert _referenced_tables(db) == [("_glance_new_images",)]
 
 
