@@ -50,6 +50,9 @@ class TimedStep(object):
         self.started = started
         self._start = None
 
+    def __getattr__(self, name):  # the rest of the step as it is (its table, for the estimates)
+        return getattr(self.step, name)
+
     def count(self, conn):
         return self.step.count(conn)
 
@@ -71,6 +74,9 @@ class SizedStep(object):
     def __init__(self, step, sizes):
         self.step = step
         self.sizes = sizes
+
+    def __getattr__(self, name):  # the rest of the step as it is (its table, for the estimates)
+        return getattr(self.step, name)
 
     def count(self, conn):
         return self.step.count(conn)
