@@ -4,21 +4,6 @@
 from __future__ import annotations
 
 
-# The lock database, written once: in LOCK (the writing modules) and alone in LOCK_DATABASE (the readers).
-_LOCK_DATABASE = r"""
-  galera_lock_database:
-    description:
-      - On a MariaDB Galera cluster, the database holding the migration lock's lease table (C(GET_LOCK) is local
-        to one node); on any MySQL/MariaDB server, the one holding a run's progress record (C(docs/progress.md)).
-        Created when missing; the Glance database user needs C(SELECT), C(INSERT), C(UPDATE), C(DELETE) and
-        C(CREATE) on it. Never the Glance database itself.
-      - M(openstack_ops.glance.glance_db_facts) and M(openstack_ops.glance.glance_db_wait) read the lease and the
-        progress there, so give them the value the writing modules run with.
-    type: str
-    default: glance_migration_lock
-"""
-
-
 class ModuleDocFragment(object):
     # The connection options every module of the collection takes.
     DOCUMENTATION = r"""
@@ -87,10 +72,23 @@ options:
         C(docs/galera.md).
     type: int
     default: 30
-""" + _LOCK_DATABASE
+"""
 
-    # Where a run's lease and progress are read: the facts and glance_db_wait take this one lock option.
-    LOCK_DATABASE = "\noptions:" + _LOCK_DATABASE
+    # Where a run's lease and progress live: the writing modules take it beside LOCK, and the
+    # readers (the facts, glance_db_wait) alone, to read there.
+    LOCK_DATABASE = r"""
+options:
+  galera_lock_database:
+    description:
+      - On a MariaDB Galera cluster, the database holding the migration lock's lease table (C(GET_LOCK) is local
+        to one node); on any MySQL/MariaDB server, the one holding a run's progress record (C(docs/progress.md)).
+        Created when missing; the Glance database user needs C(SELECT), C(INSERT), C(UPDATE), C(DELETE) and
+        C(CREATE) on it. Never the Glance database itself.
+      - M(openstack_ops.glance.glance_db_facts) and M(openstack_ops.glance.glance_db_wait) read the lease and the
+        progress there, so give them the value the writing modules run with.
+    type: str
+    default: glance_migration_lock
+"""
 
     # Options of the modules that change the schema (sync, expand, migrate, contract).
     SCHEMA_CHANGE = r"""

@@ -26,6 +26,7 @@ options:
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
   - openstack_ops.glance.glance_db.LOCK
+  - openstack_ops.glance.glance_db.LOCK_DATABASE
   - openstack_ops.glance.glance_db.SCHEMA_CHANGE
   - openstack_ops.glance.glance_db.SHADOW_COPY
 attributes:

@@ -65,6 +65,7 @@ options:
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
   - openstack_ops.glance.glance_db.LOCK
+  - openstack_ops.glance.glance_db.LOCK_DATABASE
 attributes:
   check_mode:
     support: full

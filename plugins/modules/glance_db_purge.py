@@ -30,6 +30,7 @@ description:
 extends_documentation_fragment:
   - openstack_ops.glance.glance_db
   - openstack_ops.glance.glance_db.LOCK
+  - openstack_ops.glance.glance_db.LOCK_DATABASE
 options:
   age_in_days:
     description:
