@@ -41,20 +41,24 @@ SLOW_NODE = 3
 FC_LIMIT = 1
 
 
-class TimedStep(object):
+class WatchedStep(object):
+    """A data migration step that is itself but for what a subclass watches."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __getattr__(self, name):  # the rest of the step as it is (its count, its table for the estimates)
+        return getattr(self.step, name)
+
+
+class TimedStep(WatchedStep):
     """A data migration step that records each batch as it starts: (start, rows)."""
 
     def __init__(self, step, batches, started):
-        self.step = step
+        super().__init__(step)
         self.batches = batches
         self.started = started
         self._start = None
-
-    def __getattr__(self, name):  # the rest of the step as it is (its table, for the estimates)
-        return getattr(self.step, name)
-
-    def count(self, conn):
-        return self.step.count(conn)
 
     def next_keys(self, conn, after, limit):
         self._start = time.monotonic()
@@ -68,18 +72,12 @@ class TimedStep(object):
         return rows
 
 
-class SizedStep(object):
+class SizedStep(WatchedStep):
     """A data migration step that records the rows each batch asks for."""
 
     def __init__(self, step, sizes):
-        self.step = step
+        super().__init__(step)
         self.sizes = sizes
-
-    def __getattr__(self, name):  # the rest of the step as it is (its table, for the estimates)
-        return getattr(self.step, name)
-
-    def count(self, conn):
-        return self.step.count(conn)
 
     def next_keys(self, conn, after, limit):
         keys = self.step.next_keys(conn, after, limit)
