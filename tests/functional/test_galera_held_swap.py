@@ -26,6 +26,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.opt
 from parity import differences
 from seed import IMAGE_INSERT, image_id
 from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unused-import
+from test_held_swap import swap_renames
 
 pytestmark = pytest.mark.galera
 IMAGES = online.MIN_ROWS + 2000
@@ -127,13 +128,7 @@ def test_a_held_swap_keeps_the_cluster_writing_and_the_lease_renewed(gdb, tmp_pa
     started = time.monotonic()
     phases.run(gdb.engine(1), "sync", version="mitaka02")
     galera.seed_pre_ocata_fast(gdb, IMAGES)
-    renames = []
-
-    @sa.event.listens_for(gdb.engine(1), "before_cursor_execute")
-    def look(conn, cursor, statement, parameters, context, executemany):
-        if "RENAME TABLE" in statement and "_glance_new_images" in statement:
-            renames.append(statement)
-
+    renames = swap_renames(gdb.engine(1))
     release = tmp_path / "release-swap"
     result = {}
 
@@ -155,9 +150,6 @@ def test_a_held_swap_keeps_the_cluster_writing_and_the_lease_renewed(gdb, tmp_pa
                 time.sleep(0.1)
                 continue
             holds.append(_hold(gdb, release, LATER_HOLDS if holds else FIRST_HOLD, writers, renames, not holds))
-            deadline = time.monotonic() + 60
-            while release.exists() and time.monotonic() < deadline:  # not yet taken in by the run
-                time.sleep(0.05)
     finally:
         if release.exists():
             release.unlink()
