@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -192,3 +193,28 @@ def blackhole():
     hole = Blackhole()
     yield hole
     hole.close()
+
+
+# The files that take longest, longest first (--durations of a whole run). xdist's --dist
+# loadfile hands out files in collection order, one at a time as a worker runs dry: the long
+# ones first keep the two workers busy to the end, where a three-minute file handed out last
+# would run alone.
+SLOWEST_FILES = (
+    "test_kill_points.py", "test_kill_points_sigterm.py", "test_kill_points_later.py",
+    "test_table_copy.py", "test_examples.py", "test_secrets.py", "test_crash.py", "test_grants.py",
+    "test_progress.py", "test_concurrency.py", "test_metadefs.py", "test_kolla_ansible.py",
+    "test_deployment_urls.py", "test_messages.py", "test_progress_writers.py", "test_release_rollout.py",
+    "test_purge.py",
+)
+
+
+def pytest_configure(config):
+    # xdist would order the files by their number of tests instead (a one-test file last).
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).resolve().parent
+    rank = dict((here / name, i) for i, name in enumerate(SLOWEST_FILES))
+    items.sort(key=lambda item: rank.get(item.path, len(SLOWEST_FILES)))
