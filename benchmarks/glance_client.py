@@ -3,6 +3,7 @@
     python benchmarks/glance_client.py [--images 200000] [--out DIR]
     python benchmarks/glance_client.py --smoke --out DIR    # 2,000 images, for CI
     python benchmarks/glance_client.py --galera [--images 200000] [--out DIR]
+    python benchmarks/glance_client.py --galera --images 12000 --pace 1   # a lighter load
 
 Builds a mitaka02 database of IMAGES images (benchmarks/dataset.py), then runs
 tests/functional/glance_client.py's rolling upgrade on it: expand while release N-1
@@ -16,6 +17,9 @@ call is recorded; afterwards every row is checked against what its writer left.
 through node 1, and one Glance API node and one stand-in write through each node.
 The JSON then also counts, per phase, the statement of ours that ran when each
 error of a failed or retried call came (``aborts``).
+
+--pace sets each Glance thread's calls a second (default 10, the tests' load): a TOI
+statement aborts the transactions open on its tables, so the aborts scale with it.
 
 Output: a one-line summary, then one JSON object (last line; also DIR/glance_client.json):
 per release, phase and call type the count, failures, calls retried on a deadlock,
@@ -61,7 +65,7 @@ def galera_ports():
     return [4305 + node + offset for node in (1, 2, 3)]
 
 
-def run(images, settle, out, galera=False, phase_args=None):
+def run(images, settle, out, galera=False, phase_args=None, pace=glance_client.PACE):
     with _lib.scratch_databases(["mysql"], "glance_client") as (workdir, (db,)):
         log("building %d images at mitaka02" % images)
         built = dataset.build(db.url, images, "mitaka02")
@@ -74,7 +78,8 @@ def run(images, settle, out, galera=False, phase_args=None):
                 glance_client.wait_applied(url)
         load_start = os.getloadavg()
         result = glance_client.rolling_upgrade(db.url, workdir, nodes=len(node_urls) if galera else NODES,
-                                               settle=settle, log=log, node_urls=node_urls, phase_args=phase_args)
+                                               settle=settle, log=log, node_urls=node_urls, phase_args=phase_args,
+                                               pace=pace)
         load_end = os.getloadavg()
         if out:
             os.makedirs(out, exist_ok=True)
@@ -138,6 +143,8 @@ def main(argv=None):
     parser.add_argument("--galera", action="store_true",
                         help="on the 3-node test cluster (bash scripts/galera start), one Glance node per node")
     parser.add_argument("--batch-size", type=int, help="migrate's batch size (default the module's)")
+    parser.add_argument("--pace", type=float, default=glance_client.PACE,
+                        help="calls a second per Glance thread at most (default %(default)s, the tests' load)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.settle = 2000, 1.0
@@ -149,11 +156,11 @@ def main(argv=None):
               "settle_seconds": args.settle, "machine": _lib.machine(), "servers": _lib.server_versions(["mysql"]),
               "galera": args.galera, "migrate_batch_size": args.batch_size,
               "load": {"glance_nodes": 3 if args.galera else NODES, "threads_per_node": glance_client.THREADS_PER_NODE,
-                       "calls_per_second_per_thread_at_most": glance_client.PACE,
+                       "calls_per_second_per_thread_at_most": args.pace,
                        "cycle": list(glance_client.CYCLE), "image_destroy_every_cycles": glance_client.DESTROY_EVERY,
                        "standin_writers": glance_client.STANDIN_WRITERS,
                        "standin_rate": glance_client.STANDIN_RATE}}
-    result.update(run(args.images, args.settle, args.out, args.galera, phase_args))
+    result.update(run(args.images, args.settle, args.out, args.galera, phase_args, args.pace))
     result["seconds"] = round(time.monotonic() - started, 1)
     result["goal_met"] = (all(o["ok"] for o in result["phases"].values()) and result["failed_calls"] == 0
                           and result["rows_lost"] == 0 and result["rows_wrong"] == 0)

@@ -6,7 +6,8 @@ in one process per simulated API node, ``THREADS_PER_NODE`` threads each, every
 thread doing the same fixed cycle of calls (``CYCLE``) at ``PACE`` calls a second at
 most. Retries are Glance's own: ``image_create``, ``image_update`` and
 ``image_destroy`` carry ``wrap_db_retry`` (50 x 0.5 s on deadlock); every other call
-fails on its first error, as its API request would. Nothing here can tune the load.
+fails on its first error, as its API request would. The tests keep this load; only
+benchmarks/glance_client.py --pace lowers the rate, to show how aborts scale with it.
 
 Release N-1: ``StandIns`` are threads of the calling process writing ``images`` the
 pre-Ocata way (is_public, no visibility): benchmarks/canary.py's release N-1 writer,
@@ -31,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import random
 import re
 import subprocess
 import sys
@@ -104,13 +106,16 @@ class _GlanceRetries(object):
         return self.local.retries
 
 
-def _thread_loop(api, context, retries, node, thread, out, stop_file):
-    """One API thread: CYCLE over and over until the stop file appears."""
+def _thread_loop(api, context, retries, node, thread, out, stop_file, pace=PACE):
+    """One API thread: CYCLE over and over, ``pace`` calls a second at most, until the stop
+    file appears."""
     ctx = context.RequestContext(is_admin=True, project_id=OWNER, user_id="glance-client")
     me = "%d-%d" % (node, thread)
     live_shared = []  # images this thread made shared and has not destroyed: member targets
     made = {}  # cycle -> image id created (for the destroy)
-    next_at = time.monotonic()
+    # Each thread starts at a random point of its first interval: threads in step would all
+    # make the same call at the same moment, and a lighter pace would not spread them.
+    next_at = time.monotonic() + random.uniform(0, 1.0 / pace)
 
     def call(name, fn, wrote):
         nonlocal next_at
@@ -129,7 +134,7 @@ def _thread_loop(api, context, retries, node, thread, out, stop_file):
         record["glance_retries"] = list(retries.taken())
         out.write(json.dumps(record, default=str) + "\n")
         out.flush()
-        next_at = max(next_at + 1.0 / PACE, time.monotonic())
+        next_at = max(next_at + 1.0 / pace, time.monotonic())
         return record["ok"], result
 
     k = 0
@@ -175,7 +180,7 @@ def _thread_loop(api, context, retries, node, thread, out, stop_file):
         k += 1
 
 
-def node_main(url, node, directory):
+def node_main(url, node, directory, pace=PACE):
     """One API node: Glance's configuration for ``url``, then THREADS_PER_NODE threads once
     the go file appears, until the stop file does."""
     directory = Path(directory)
@@ -198,7 +203,7 @@ def node_main(url, node, directory):
     for thread in range(THREADS_PER_NODE):
         out = open(directory / ("node%d-thread%d.jsonl" % (node, thread)), "w")
         threads.append((threading.Thread(target=_thread_loop,
-                                         args=(api, context, retries, node, thread, out, str(stop))), out))
+                                         args=(api, context, retries, node, thread, out, str(stop), pace)), out))
     for thread, _out in threads:
         thread.start()
     for thread, out in threads:
@@ -240,8 +245,9 @@ class GlanceNodes(object):
     call, ``stop`` ends them and returns their calls. ``url`` is the database, or a list
     of URLs (a Galera cluster's nodes): API node n then talks to the n-th of them."""
 
-    def __init__(self, url, directory, nodes=2, python=None):
+    def __init__(self, url, directory, nodes=2, python=None, pace=PACE):
         self.urls = [url] if isinstance(url, str) else list(url)
+        self.pace = pace
         self.nodes = nodes
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -253,7 +259,7 @@ class GlanceNodes(object):
             err = open(self.directory / ("node%d.err" % node), "w")
             self.procs.append(subprocess.Popen(
                 [self.python, str(Path(__file__).resolve()), "node", self.urls[(node - 1) % len(self.urls)],
-                 str(node), str(self.directory)],
+                 str(node), str(self.directory), repr(self.pace)],
                 stdout=err, stderr=subprocess.STDOUT, cwd=str(self.directory)))
             err.close()
         deadline = time.monotonic() + timeout
@@ -300,15 +306,16 @@ class StandIns(object):
     ``urls``: a Galera cluster's nodes (the first is ``url``); writer n writes
     through the n-th of them."""
 
-    def __init__(self, url, directory, seed=7, urls=None):
+    def __init__(self, url, directory, seed=7, urls=None, rate=STANDIN_RATE):
         canary, _lib = _bench()
+        self.rate = rate
         self.canary = canary
         self.url = url
         self.urls = list(urls or [url])
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         # Canary's own sampling of the existing images the writers own (and their state).
-        self.sampler = canary.Canary(url, STANDIN_WRITERS, 0, STANDIN_RATE, STANDIN_IMAGES, seed)
+        self.sampler = canary.Canary(url, STANDIN_WRITERS, 0, rate, STANDIN_IMAGES, seed)
         self.stage = self.sampler.ctx.Value("i", canary.OLD_ONLY)
         self.ready = self.sampler.ctx.Value("i", 0)
         self.results = queue.Queue()
@@ -335,7 +342,7 @@ class StandIns(object):
         for n in range(STANDIN_WRITERS):
             mine = existing[n * STANDIN_IMAGES:(n + 1) * STANDIN_IMAGES]
             writer = self.writer_class("old", n, self.urls[n % len(self.urls)], [(i, self.initial[i][2]) for i in mine],
-                                       STANDIN_RATE, self.seed * 1000 + n, 0)
+                                       self.rate, self.seed * 1000 + n, 0)
             thread = threading.Thread(target=writer.run, args=(self.stage, self.ready, self.results),
                                       daemon=True)
             thread.start()
@@ -732,7 +739,7 @@ def aborts(failed, retried):
 
 
 def rolling_upgrade(url, directory, nodes=2, settle=1.0, log=lambda message: None, node_urls=None,
-                    phase_args=None):
+                    phase_args=None, pace=PACE):
     """Expand with the N-1 stand-ins writing; at its end the Glance nodes start (the
     stand-ins stop: every node upgraded); then migrate and contract, ours, on an engine
     of their own whose statements are logged. Returns the phases' outcomes and marks,
@@ -747,9 +754,10 @@ def rolling_upgrade(url, directory, nodes=2, settle=1.0, log=lambda message: Non
     from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.errors import GlanceDbError
     directory = Path(directory)
     expected = seed_visibilities(url)
-    glance = GlanceNodes(node_urls or url, directory / "glance", nodes)
+    glance = GlanceNodes(node_urls or url, directory / "glance", nodes, pace=pace)
     glance.start()
-    standins = StandIns(url, directory / "standins", urls=node_urls)
+    # A lighter pace lightens release N-1's load in proportion.
+    standins = StandIns(url, directory / "standins", urls=node_urls, rate=STANDIN_RATE * pace / PACE)
     migrator = connection.create_engine(connection.resolve_url(url))
     statements = StatementLog(migrator)
     marks, outcomes, old_calls, calls = {}, {}, [], []
@@ -810,7 +818,7 @@ def rolling_upgrade(url, directory, nodes=2, settle=1.0, log=lambda message: Non
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "node":
-        node_main(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) == 6 and sys.argv[1] == "node":
+        node_main(sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))
     else:
-        sys.exit("usage: python glance_client.py node URL NODE DIRECTORY")
+        sys.exit("usage: python glance_client.py node URL NODE DIRECTORY PACE")

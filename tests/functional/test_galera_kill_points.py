@@ -20,7 +20,6 @@ import galera
 import kill_points as kp
 from kill_points import glance_writer  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import phases
-from seed import seed_pre_ocata
 from test_galera import gdb, watchdog  # noqa: F401  pylint: disable=unused-import
 
 pytestmark = pytest.mark.galera
@@ -29,18 +28,13 @@ POINTS = ["expand-mid-copy", "expand-carried-swapped", "contract-mid-copy"]
 CELLS = [(point, step) for point in POINTS for step in ("sync", "expand")]
 
 
-class _Seedable(object):
-    def __init__(self, engine):
-        self.engine = engine
-
-
 @pytest.mark.parametrize("point_name,step", CELLS, ids=["kill-%s-%s" % c for c in CELLS])
 def test_a_run_killed_on_the_cluster_breaks_no_write_and_the_next_module_finishes(
         gdb, glance_writer, tmp_path, point_name, step):  # noqa: F811
     point = kp.BY_NAME[point_name]
     engine = gdb.engine(1)
     phases.run(engine, "sync", version="mitaka02")
-    seed_pre_ocata(_Seedable(engine), IMAGES)
+    galera.seed_pre_ocata_fast(gdb, IMAGES)  # the same rows, made by the server: 1 s, not 11
     for earlier in {"mitaka02": [], "expanded": ["expand"], "migrated": ["expand", "migrate"]}[point.base]:
         phases.run(engine, earlier)
     gdb.engine(1).dispose()

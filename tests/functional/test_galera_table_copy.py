@@ -20,6 +20,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
 from parity import HEAD, differences
 from seed import IMAGE_INSERT, image_id
 from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unused-import
+from test_held_swap import swap_renames
 
 pytestmark = pytest.mark.galera
 IMAGES = 20000
@@ -97,12 +98,7 @@ def _null_visibilities(engine, ids):
 def test_expand_and_contract_copy_images_while_every_node_writes(gdb):
     phases.run(gdb.engine(1), "sync", version="mitaka02")
     galera.seed_pre_ocata_fast(gdb, IMAGES)
-    renames = []
-
-    @sa.event.listens_for(gdb.engine(1), "before_cursor_execute")
-    def look(conn, cursor, statement, parameters, context, executemany):
-        if "RENAME TABLE" in statement and "_glance_new_images" in statement:
-            renames.append(statement)
+    renames = swap_renames(gdb.engine(1))
 
     writers = [Writer(gdb.engine(node), node) for node in (2, 3)]
     for writer in writers:
