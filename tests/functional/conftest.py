@@ -8,8 +8,11 @@ the run loudly; locally the tests that need it are skipped with the reason.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -49,19 +52,57 @@ def _check_server(engine_name):
         pytest.skip(reason)
 
 
+def clone_mysql_database(source, target):
+    """Copy MySQL database ``source`` into a new database ``target`` on the server: tables as SHOW
+    CREATE TABLE gives them (foreign keys included), their rows, then the triggers in their
+    order (FOLLOWS/PRECEDES dropped: created in order, they keep it)."""
+    engine = sa.create_engine(server_admin_url("mysql"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE DATABASE `%s`" % target)
+            conn.exec_driver_sql("USE `%s`" % target)
+            conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+            tables = conn.exec_driver_sql(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", (source,)).scalars().all()
+            for table in tables:
+                conn.exec_driver_sql(conn.exec_driver_sql(
+                    "SHOW CREATE TABLE `%s`.`%s`" % (source, table)).one()[1].replace("%", "%%"))
+                conn.exec_driver_sql("INSERT INTO `%s` SELECT * FROM `%s`.`%s`" % (table, source, table))
+            triggers = conn.exec_driver_sql(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s ORDER BY "
+                "EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER", (source,)).scalars().all()
+            for trigger in triggers:
+                row = conn.exec_driver_sql("SHOW CREATE TRIGGER `%s`.`%s`" % (source, trigger)).one()
+                conn.exec_driver_sql("SET SESSION sql_mode = %s", (row[1],))
+                statement = re.sub(r"\bFOR\s+EACH\s+ROW\s+(FOLLOWS|PRECEDES)\s+`?\w+`?", "FOR EACH ROW",
+                                   row[2], count=1, flags=re.IGNORECASE)
+                conn.exec_driver_sql(statement.replace("%", "%%"))
+    finally:
+        engine.dispose()
+
+
 class TestDatabase(object):
     """One throwaway database: its URL, an engine for assertions, and cleanup."""
 
     __test__ = False
 
-    def __init__(self, engine_name, tmp_path):
+    def __init__(self, engine_name, tmp_path, copy_of=None):
         self.engine_name = engine_name
         self.name = "glance_t_%s" % uuid.uuid4().hex[:12]
+        if copy_of:  # its connections closed: PostgreSQL copies a template nobody is connected to
+            copy_of.engine.dispose()
         if engine_name == "sqlite":
-            self.url = "sqlite:///%s" % (tmp_path / (self.name + ".sqlite"))
+            self.path = tmp_path / (self.name + ".sqlite")
+            if copy_of:
+                shutil.copyfile(str(copy_of.path), str(self.path))
+            self.url = "sqlite:///%s" % self.path
         else:
             _check_server(engine_name)
-            self._admin("CREATE DATABASE %s" % self.name)
+            if engine_name == "mysql" and copy_of:
+                clone_mysql_database(copy_of.name, self.name)
+            else:
+                self._admin("CREATE DATABASE %s" % self.name + (" TEMPLATE %s" % copy_of.name if copy_of else ""))
             self.url = "%s/%s" % (SERVERS[engine_name], self.name)
         self.engine = db_connection.create_engine(db_connection.resolve_url(self.url))
 
@@ -95,11 +136,13 @@ class TestDatabase(object):
 
 @pytest.fixture
 def make_database(tmp_path):
-    """Factory: make_database('mysql') -> TestDatabase, dropped after the test."""
+    """Factory: make_database('mysql') -> TestDatabase, dropped after the test;
+    make_database('mysql', copy_of=db): a new database holding what ``db`` holds
+    (a fraction of the time of running its revisions and seeding it again)."""
     made = []
 
-    def make(engine_name):
-        db = TestDatabase(engine_name, tmp_path)
+    def make(engine_name, copy_of=None):
+        db = TestDatabase(engine_name, tmp_path, copy_of)
         made.append(db)
         return db
 
@@ -150,3 +193,28 @@ def blackhole():
     hole = Blackhole()
     yield hole
     hole.close()
+
+
+# The files that take longest, longest first (--durations of a whole run). xdist's --dist
+# loadfile hands out files in collection order, one at a time as a worker runs dry: the long
+# ones first keep the two workers busy to the end, where a three-minute file handed out last
+# would run alone.
+SLOWEST_FILES = (
+    "test_kill_points.py", "test_kill_points_sigterm.py", "test_kill_points_later.py",
+    "test_table_copy.py", "test_examples.py", "test_secrets.py", "test_crash.py", "test_grants.py",
+    "test_progress.py", "test_concurrency.py", "test_metadefs.py", "test_kolla_ansible.py",
+    "test_deployment_urls.py", "test_messages.py", "test_progress_writers.py", "test_release_rollout.py",
+    "test_purge.py",
+)
+
+
+def pytest_configure(config):
+    # xdist would order the files by their number of tests instead (a one-test file last).
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).resolve().parent
+    rank = dict((here / name, i) for i, name in enumerate(SLOWEST_FILES))
+    items.sort(key=lambda item: rank.get(item.path, len(SLOWEST_FILES)))

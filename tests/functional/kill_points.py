@@ -50,6 +50,7 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db imp
     metadefs, module, phases, purge, state,
 )
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import EXPAND, GRAPH
+from conftest import clone_mysql_database
 import run_phase
 from seed import IMAGE_INSERT, LOCATION_INSERT, MEMBER_INSERT, seed_pre_ocata
 
@@ -190,36 +191,6 @@ def restore(path, name):
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
 
-def clone(source, target):
-    """Copy database ``source`` into a new database ``target`` on the server: tables as SHOW
-    CREATE TABLE gives them (foreign keys included), their rows, then the triggers in their
-    order (FOLLOWS/PRECEDES dropped: created in order, they keep it)."""
-    engine = admin_engine()
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("CREATE DATABASE `%s`" % target)
-            conn.exec_driver_sql("USE `%s`" % target)
-            conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
-            tables = conn.exec_driver_sql(
-                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", (source,)).scalars().all()
-            for table in tables:
-                conn.exec_driver_sql(conn.exec_driver_sql(
-                    "SHOW CREATE TABLE `%s`.`%s`" % (source, table)).one()[1].replace("%", "%%"))
-                conn.exec_driver_sql("INSERT INTO `%s` SELECT * FROM `%s`.`%s`" % (table, source, table))
-            triggers = conn.exec_driver_sql(
-                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s ORDER BY "
-                "EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER", (source,)).scalars().all()
-            for trigger in triggers:
-                row = conn.exec_driver_sql("SHOW CREATE TRIGGER `%s`.`%s`" % (source, trigger)).one()
-                conn.exec_driver_sql("SET SESSION sql_mode = %s", (row[1],))
-                statement = re.sub(r"\bFOR\s+EACH\s+ROW\s+(FOLLOWS|PRECEDES)\s+`?\w+`?", "FOR EACH ROW",
-                                   row[2], count=1, flags=re.IGNORECASE)
-                conn.exec_driver_sql(statement.replace("%", "%%"))
-    finally:
-        engine.dispose()
-
-
 class States(object):
     """Stopped states (and the bases they start from) as dump files, made once per test
     session, whichever worker asks first; each restored once per worker into a template
@@ -247,7 +218,7 @@ class States(object):
             restore(path, template)
             self.templates[path] = template
         name = "glance_t_kp_" + uuid.uuid4().hex[:12]
-        clone(self.templates[path], name)
+        clone_mysql_database(self.templates[path], name)
         return name
 
     def close(self):

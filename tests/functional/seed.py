@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+
+from sqlalchemy import text
 
 IMAGE_INSERT = (
     "INSERT INTO images (id, name, size, status, is_public, created_at, deleted, "
@@ -46,11 +50,27 @@ def seed_pre_ocata(db, count=40):
         locations.append(dict(image_id=iid, value="file:///images/%d" % n, f=False,
                               meta=json.dumps({key: "fast"})))
     with db.engine.begin() as conn:
-        from sqlalchemy import text
-        conn.execute(text(IMAGE_INSERT), images)
-        conn.execute(text(MEMBER_INSERT), members)
-        conn.execute(text(LOCATION_INSERT), locations)
+        insert_many(conn, IMAGE_INSERT, images)
+        insert_many(conn, MEMBER_INSERT, members)
+        insert_many(conn, LOCATION_INSERT, locations)
     return expected
+
+
+def insert_many(conn, statement, rows, per_statement=500):
+    """``statement`` (INSERT ... VALUES (...) with :name parameters) for each of ``rows``, as
+    multi-row INSERTs: PyMySQL sends a statement per row where the VALUES hold anything but
+    parameters (CURRENT_TIMESTAMP, literals), six seconds for 12,000 images."""
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        conn.execute(_multi_row(statement, len(chunk)),
+                     dict(("%s_%d" % (name, i), value) for i, row in enumerate(chunk) for name, value in row.items()))
+
+
+@functools.lru_cache(maxsize=None)
+def _multi_row(statement, count):
+    """``statement`` with ``count`` rows of VALUES, row i's parameters suffixed _i."""
+    head, values = statement.split(" VALUES ", 1)
+    return text(head + " VALUES " + ", ".join(re.sub(r":(\w+)", r":\1_%d" % i, values) for i in range(count)))
 
 
 def visibilities(db):

@@ -73,16 +73,16 @@ def _count_writes(db, phase):
 
 @pytest.mark.parametrize("engine_name,phase", CASES, ids=["%s-%s" % c for c in CASES])
 def test_run_killed_before_any_write_is_finished_by_the_next(make_database, engine_name, phase):
-    reference = make_database(engine_name)
-    _prepare(reference, phase)
+    start = make_database(engine_name)  # the phase's starting point, copied for each run
+    expected = _prepare(start, phase)
+    reference = make_database(engine_name, copy_of=start)
     writes = _count_writes(reference, phase)
     reference.drop()
     assert writes > 0
 
     kill_points = list(range(1, writes + 1, STRIDE))
     for point in kill_points:
-        db = make_database(engine_name)
-        expected = _prepare(db, phase)
+        db = make_database(engine_name, copy_of=start)
         status = _run_killed(db, phase, point)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (point, status)
 
