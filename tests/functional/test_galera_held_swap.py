@@ -10,13 +10,11 @@ Marked ``galera``: scripts/test runs it in its galera stage.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections import Counter
 
 import pytest
-import sqlalchemy as sa
 
 import galera
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import online, phases
@@ -24,8 +22,8 @@ from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.err
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.leftovers import LEASE_DATABASE
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.options import RunOptions
 from parity import differences
-from seed import IMAGE_INSERT, image_id
 from test_galera import gdb, record, watchdog  # noqa: F401  pylint: disable=unused-import
+from test_galera_table_copy import Writer
 from test_held_swap import swap_renames
 
 pytestmark = pytest.mark.galera
@@ -33,50 +31,6 @@ IMAGES = online.MIN_ROWS + 2000
 LEASE_TTL = 5  # galera_lock_ttl: the first hold outlasts it (the lease's floor is 4 s)
 FIRST_HOLD = LEASE_TTL + 2  # seconds
 LATER_HOLDS = 2
-DEADLOCK = 1213
-
-
-class Writer(threading.Thread):
-    """Release N-1 through one node: inserts an image (is_public) and renames one of its
-    half of the seeded images; a deadlock (the swap's RENAME in TOI, a copy batch) is
-    retried as oslo.db's wrap_db_retry does (0.5 s, up to 5 times)."""
-
-    def __init__(self, engine, node):
-        super().__init__(daemon=True)
-        self.engine, self.node = engine, node
-        self.stop = threading.Event()
-        self.inserted, self.renamed = [], {}  # inserted: (id, monotonic time of its commit)
-        self.done = 0  # writes that succeeded
-        self.errors = []  # every error met, retried or not: (monotonic time, code)
-        self.failed = 0  # writes that failed after their retries
-
-    def _write(self, sql, params):
-        for attempt in range(6):
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(sa.text(sql), params)
-                self.done += 1
-                return True
-            except sa.exc.DBAPIError as exc:
-                code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-                self.errors.append((time.monotonic(), code))
-                if code != DEADLOCK or attempt == 5:
-                    self.failed += 1
-                    return False
-                time.sleep(0.5)
-        return False
-
-    def run(self):
-        n = self.node * 1000000
-        while not self.stop.is_set():
-            n += 1
-            row = dict(id=image_id(n), name="n%d" % n, is_public=True, deleted=False, protected=False)
-            if self._write(IMAGE_INSERT, row):
-                self.inserted.append((row["id"], time.monotonic()))
-            old = image_id(random.randrange(self.node % 2, IMAGES, 2))  # only this writer renames its half
-            if self._write("UPDATE images SET name = :m WHERE id = :i", dict(m="r%d" % n, i=old)):
-                self.renamed[old] = "r%d" % n
-            time.sleep(0.02)
 
 
 def _lease(name):
@@ -139,7 +93,7 @@ def test_a_held_swap_keeps_the_cluster_writing_and_the_lease_renewed(gdb, tmp_pa
         except BaseException as exc:  # pylint: disable=broad-except
             result["error"] = exc
 
-    writers = [Writer(gdb.engine(node), node) for node in (2, 3)]
+    writers = [Writer(gdb.engine(node), node, IMAGES) for node in (2, 3)]
     run = threading.Thread(target=expand)
     for thread in writers + [run]:
         thread.start()
@@ -176,10 +130,10 @@ def test_a_held_swap_keeps_the_cluster_writing_and_the_lease_renewed(gdb, tmp_pa
     assert first["lease_after"][0] > first["lease_before"][0], first
     assert [c["held_seconds"] >= h["seconds"] - 0.1 for c, h in zip(copies, holds)] == [True] * 3, (copies, holds)
     assert sum(w.failed for w in writers) == 0, [w.errors for w in writers]
-    inserted = [i for w in writers for i, at in w.inserted]
+    inserted = [i for w in writers for i in w.inserted]
     # From the second hold (Rocky's copies) Glance's Ocata triggers, created after the first swap
     # and carried across the later ones, give N-1's inserts their visibility; earlier ones wait for migrate.
-    under_triggers = [i for w in writers for i, at in w.inserted if at >= holds[1]["started"]]
+    under_triggers = [i for w in writers for i in w.inserted if w.inserted_at[i] >= holds[1]["started"]]
     renamed = dict(kv for w in writers for kv in w.renamed.items())
     for node in galera.NODES:
         with gdb.engine(node).connect() as conn:

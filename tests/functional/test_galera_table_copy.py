@@ -28,24 +28,32 @@ DEADLOCK = 1213
 
 
 class Writer(threading.Thread):
-    """Inserts an image with a property, then renames an image, through one node;
-    a deadlock is retried as oslo.db's wrap_db_retry does (0.5 s, up to 5 times)."""
+    """Release N-1 through one node: inserts an image (is_public) with a property, then renames
+    one of its half of the seeded images; a deadlock (a swap's statement in TOI, a copy batch) is
+    retried as oslo.db's wrap_db_retry does (0.5 s, up to 5 times). Also test_galera_held_swap's."""
 
-    def __init__(self, engine, node):
+    def __init__(self, engine, node, images=IMAGES):
         super().__init__(daemon=True)
-        self.engine, self.node = engine, node
+        self.engine, self.node, self.images = engine, node, images  # images: how many were seeded
         self.stop = threading.Event()
         self.inserted, self.renamed = [], {}
+        self.inserted_at = {}  # image id -> monotonic time of its insert's commit
         self.under_triggers = []  # inserted while Glance's Ocata triggers (or stand-ins) were on images
-        self.deadlocks = self.failed = 0
+        self.done = 0  # writes that succeeded
+        self.errors = []  # every error met, retried or not: (monotonic time, code)
+        self.deadlocks = self.failed = 0  # deadlocks retried; writes that failed after their retries
 
     def _retry(self, work):
         for attempt in range(6):
             try:
                 with self.engine.begin() as conn:
-                    return work(conn)
-            except sa.exc.OperationalError as exc:
-                if exc.orig.args[0] != DEADLOCK or attempt == 5:
+                    done = work(conn)
+                self.done += 1
+                return done
+            except sa.exc.DBAPIError as exc:
+                code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+                self.errors.append((time.monotonic(), code))
+                if code != DEADLOCK or attempt == 5:
                     self.failed += 1
                     return None
                 self.deadlocks += 1
@@ -69,10 +77,11 @@ class Writer(threading.Thread):
                 return "under triggers" if triggers else "inserted"
             done = self._retry(insert)
             if done:
+                self.inserted_at[new] = time.monotonic()
                 self.inserted.append(new)
                 if done == "under triggers":
                     self.under_triggers.append(new)
-            old = image_id(random.randrange(self.node % 2, IMAGES, 2))  # any image of this writer's half
+            old = image_id(random.randrange(self.node % 2, self.images, 2))  # any image of this writer's half
             if self._retry(lambda conn: conn.execute(sa.text("UPDATE images SET name = :m WHERE id = :i"),
                                                      dict(m="r%d" % n, i=old))):
                 self.renamed[old] = "r%d" % n
