@@ -123,6 +123,11 @@ class GaleraDatabase(object):
     def __init__(self):
         self.name = "glance_g_%s" % uuid.uuid4().hex[:12]
         admin(1, "CREATE DATABASE %s" % self.name)
+        # Node 1 returns once it has run the CREATE; the others apply it a moment later, and a
+        # connection through them before then gets 1049 (it failed a race in a CI run).
+        for node in NODES[1:]:
+            shown = admin(node, ["SET SESSION wsrep_sync_wait = 1", "SHOW DATABASES LIKE :n"], {"n": self.name})
+            assert shown, "database %s not on node %d after a causal read" % (self.name, node)
         self.engines = {}
 
     def url(self, node):

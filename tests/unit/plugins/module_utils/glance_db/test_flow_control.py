@@ -82,6 +82,20 @@ def test_the_wait_is_bounded_and_batches_shrink_to_a_sixteenth():
     assert abs(pacing.waited - 8 * MAX_WAIT_SECONDS) < 8 * POLL_SECONDS
 
 
+def test_a_pause_between_batches_counts_for_the_next_one():
+    cluster = Cluster()
+    pacing = cluster.pacer(1000)
+    pacing.before()
+    cluster.advance(0.1)
+    assert pacing.after() == 1000
+    cluster.paused_until = cluster.now + 0.3  # paused while the caller slept after the batch,
+    cluster.advance(0.5)  # and over before the next batch began
+    pacing.before()
+    cluster.advance(0.1)
+    assert pacing.after() == 500 and pacing.backoffs == 1
+    assert cluster.reads == 4  # before the first batch, after each, and one poll of the wait
+
+
 def test_a_short_pause_below_the_threshold_is_no_backoff():
     cluster = Cluster()
     pacing = cluster.pacer(100)
