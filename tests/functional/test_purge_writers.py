@@ -12,6 +12,9 @@ images table.
 Counted on the writers' side: calls failed, deadlocks Glance retried, and every wait
 of a writer's transaction for a row lock the purge held (polled from InnoDB's lock
 waits). Needs the oracle virtualenv (tests/parity/oracle-venv), as test_glance_client.
+
+Then a row a batch is about to purge is un-deleted by a transaction that holds it: the
+batch must wait for it and keep it (READ COMMITTED judges it as that transaction left it).
 """
 
 from __future__ import annotations
