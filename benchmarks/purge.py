@@ -37,37 +37,45 @@ AGE = 30
 OLD = "NOW() - INTERVAL 400 DAY + INTERVAL i.seq SECOND"  # distinct, all older than AGE
 YOUNG = "NOW() - INTERVAL 10 DAY + INTERVAL i.seq SECOND"
 IMAGE_ID = "CONCAT('00000000-0000-0000-0000-', LPAD(i.seq, 12, '0'))"
+TASK_ID = "CONCAT('10000000-0000-0000-0000-', LPAD(i.seq, 12, '0'))"
+# Ids spread over the whole key space, as Glance's uuid4 ones are: a new image or task then
+# falls between purged ones (the MD5 of the number, with a UUID's dashes).
+_UUID_OF = "INSERT(INSERT(INSERT(INSERT(MD5(%s), 21, 0, '-'), 17, 0, '-'), 13, 0, '-'), 9, 0, '-')"
+SPREAD_IMAGE_ID = _UUID_OF % "CONCAT('image', i.seq)"
+SPREAD_TASK_ID = _UUID_OF % "CONCAT('task', i.seq)"
 DELETED = "i.seq % 2 = 1"  # odd images are deleted
 
 
-def populate(url, images):
-    """The soft-deleted rows (MariaDB's Sequence engine makes them in a few statements)."""
+def populate(url, images, spread=False):
+    """The soft-deleted rows (MariaDB's Sequence engine makes them in a few statements).
+    ``spread``: image and task ids spread over the key space (else in one narrow run)."""
+    image_id, task_id = (SPREAD_IMAGE_ID, SPREAD_TASK_ID) if spread else (IMAGE_ID, TASK_ID)
     created = "NOW() - INTERVAL 500 DAY"
     statements = [
         "INSERT INTO images (id, name, size, status, created_at, deleted, deleted_at, min_disk, min_ram, "
         "protected, visibility, os_hidden) SELECT %s, CONCAT('img-', i.seq), 1024, "
         "IF(%s, 'deleted', 'active'), %s, %s, IF(%s, %s, NULL), 0, 0, 0, 'private', 0 FROM seq_1_to_%d i"
-        % (IMAGE_ID, DELETED, created, DELETED, DELETED, OLD, images),
+        % (image_id, DELETED, created, DELETED, DELETED, OLD, images),
         # Three properties each: a deleted image's went with it; a live image keeps p0, lost p1 long
         # ago and p2 recently.
         "INSERT INTO image_properties (image_id, name, value, created_at, deleted, deleted_at) "
         "SELECT %s, CONCAT('p', p.seq), 'v', %s, IF(%s, 1, p.seq > 0), "
         "IF(%s, %s, CASE p.seq WHEN 1 THEN %s WHEN 2 THEN %s END) FROM seq_1_to_%d i JOIN seq_0_to_2 p"
-        % (IMAGE_ID, created, DELETED, DELETED, OLD, OLD, YOUNG, images),
+        % (image_id, created, DELETED, DELETED, OLD, OLD, YOUNG, images),
         "INSERT INTO image_tags (image_id, value, created_at, deleted, deleted_at) "
         "SELECT %s, 'tag', %s, %s, IF(%s, %s, NULL) FROM seq_1_to_%d i"
-        % (IMAGE_ID, created, DELETED, DELETED, OLD, images),
+        % (image_id, created, DELETED, DELETED, OLD, images),
         "INSERT INTO image_locations (image_id, value, created_at, deleted, deleted_at, meta_data, status) "
         "SELECT %s, CONCAT('file:///images/', i.seq), %s, %s, IF(%s, %s, NULL), '{}', "
         "IF(%s, 'deleted', 'active') FROM seq_1_to_%d i"
-        % (IMAGE_ID, created, DELETED, DELETED, OLD, DELETED, images),
+        % (image_id, created, DELETED, DELETED, OLD, DELETED, images),
         "INSERT INTO image_members (image_id, member, can_share, created_at, deleted, deleted_at, status) "
         "SELECT %s, 'tenant', 0, %s, %s, IF(%s, %s, NULL), 'accepted' FROM seq_1_to_%d i"
-        % (IMAGE_ID, created, DELETED, DELETED, OLD, images),
+        % (image_id, created, DELETED, DELETED, OLD, images),
         "INSERT INTO tasks (id, type, status, owner, created_at, deleted, deleted_at) "
-        "SELECT CONCAT('10000000-0000-0000-0000-', LPAD(i.seq, 12, '0')), 'import', 'success', 'o', %s, "
+        "SELECT %s, 'import', 'success', 'o', %s, "
         "i.seq %% 5 <> 0, IF(i.seq %% 5 <> 0, %s, NULL) FROM seq_1_to_%d i"
-        % (created, OLD, max(1, images // 2)),
+        % (task_id, created, OLD, max(1, images // 2)),
         "INSERT INTO task_info (task_id, input) SELECT id, '{}' FROM tasks",
     ]
     engine = _lib.engine_for(url)

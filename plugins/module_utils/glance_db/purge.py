@@ -20,7 +20,8 @@ Where Glance fails or damages data this does better:
 * Glance looks at ``deleted_at`` only; a row with ``deleted_at`` set but
   ``deleted`` false is live for the API and is kept here.
 
-The work is done in key-ordered batches, each its own short transaction whose
+The work is done in key-ordered batches, each its own short transaction (READ
+COMMITTED on MySQL/MariaDB where allowed: isolation.py) whose
 row-lock waits are bounded (MySQL ``innodb_lock_wait_timeout`` and
 ``lock_wait_timeout``, PostgreSQL ``lock_timeout``) and retried with backoff,
 so the API keeps serving while it runs.
@@ -39,6 +40,7 @@ from .db_errors import PURGE_BATCH, with_backoff
 from .deps import sa
 from .errors import GlanceDbError
 from .flow_control import Unpaced, for_connection, record
+from .isolation import batches_read_committed
 from .options import RunOptions
 from .profile import ServerProfile
 from . import progress as run_progress
@@ -207,6 +209,11 @@ class Purge(object):
             self._check_database(conn)
             self._bound_lock_waits(conn)
             conn.commit()
+            # No gap locks, no locks kept on rows that are not purged (isolation.py): a
+            # batch that scans a whole small table would otherwise hold every row and gap
+            # of it, and Glance's inserts there (a new image's tags, members, locations,
+            # whose foreign-key check wants its image) deadlock with the batch.
+            batches_read_committed(conn)
             pacing = self.pacing = for_connection(conn, self.batch_size, galera, self.sleep)
             for name in self.parents:
                 table = _soft_deleted(name)

@@ -17,6 +17,7 @@ from .errors import DataLossRefused
 from .flow_control import batch_rows, for_connection, pause_after_batch, record
 from . import stopping
 from .graph import GRAPH
+from .isolation import batches_read_committed
 from .online.alembic_hook import OnlineDDL
 from .db_errors import BATCH, BATCH_ROW_LOCK_WAIT, with_backoff
 from .options import RunOptions
@@ -181,21 +182,12 @@ class Runner(object):
 
     def _begin_batches(self):
         conn = self._begin(ddl=False)
-        if conn.dialect.name == "mysql" and self._read_committed_allowed(conn):
-            # In REPEATABLE READ, InnoDB locks (with gap locks) every row a batch's
-            # subquery reads, e.g. image_members, holding the application's inserts
-            # there until the batch commits. READ COMMITTED reads them without locks;
-            # each batch re-checks its WHERE on the rows it changes, so it stays correct.
-            conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            conn.commit()
+        # In REPEATABLE READ, InnoDB locks (with gap locks) every row a batch's
+        # subquery reads, e.g. image_members, holding the application's inserts
+        # there until the batch commits. READ COMMITTED reads them without locks;
+        # each batch re-checks its WHERE on the rows it changes, so it stays correct.
+        batches_read_committed(conn)
         return conn
-
-    @staticmethod
-    def _read_committed_allowed(conn):
-        """Statement-based binary logging refuses READ COMMITTED writes on InnoDB."""
-        log_bin, binlog_format = conn.exec_driver_sql("SELECT @@log_bin, @@binlog_format").one()
-        conn.commit()
-        return not log_bin or str(binlog_format).upper() != "STATEMENT"
 
     def run_data_migration(self, migration, batch_size, max_rows=None, rows_total=None):
         """Move a data migration's rows in batches; return rows migrated. ``rows_total``: the rows
