@@ -32,6 +32,7 @@ import time
 
 from .. import flow_control
 from .. import leftovers, stopping
+from ..isolation import batches_read_committed
 from ..leftovers import NEW, TRIGGER
 from ..options import RunOptions
 from ..profile import ServerProfile
@@ -221,9 +222,10 @@ class TableCopy(object):
         rows = batches = 0
         after = None
         with conn.engine.connect() as batch_conn:
-            # No gap locks: the application's inserts between two keys of a batch need not wait.
+            # No gap locks: the application's inserts between two keys of a batch need not wait
+            # (but where statement-based binary logging refuses it: isolation.py).
+            batches_read_committed(batch_conn)
             # A batch's row-lock wait, not the DDL sessions' shorter one (the pool may hand one over).
-            batch_conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             batch_conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = %s" % BATCH_ROW_LOCK_WAIT)
             batch_conn.commit()
             # Every write before the triggers was committed before CREATE TRIGGER could take the table.
