@@ -50,7 +50,10 @@ options:
     type: bool
     default: false
   batch_size:
-    description: Rows deleted per transaction.
+    description:
+      - Rows deleted per transaction (with O(images_table=true), images, their child rows with them).
+      - On a Galera node at most 250 (every other node applies a batch as one write set, and its own writers'
+        commits wait behind it).
     type: int
     default: 1000
   lock_wait_timeout:
@@ -117,14 +120,14 @@ msg:
 flow_control:
   description:
     - >-
-      What the batches met and did under the cluster's flow control: C(batch_rows) (O(batch_size)), C(backoffs) (batches during which the cluster
+      What the batches met and did under the cluster's flow control: C(batch_rows) (O(batch_size), at most 250), C(backoffs) (batches during which the cluster
       was paused more than a tenth of the time, after which the next batch waited until the pause ended, at most 5 s,
       and was halved), C(waited_seconds), C(paused_seconds) (the time the node was paused by flow control while
       the purge ran), C(messages_received) (flow control messages) and C(smallest_batch) (rows). A purge that
       backed off also warns.
   returned: on a Galera node, when rows were purged
   type: dict
-  sample: {"batch_rows": 1000, "backoffs": 3, "waited_seconds": 1.6, "paused_seconds": 2.1, "messages_received": 8, "smallest_batch": 250}
+  sample: {"batch_rows": 250, "backoffs": 3, "waited_seconds": 1.6, "paused_seconds": 2.1, "messages_received": 8, "smallest_batch": 62}
 """
 
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import purge

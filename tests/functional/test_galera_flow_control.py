@@ -293,3 +293,8 @@ def test_a_purge_on_galera_reports_the_flow_control_it_met(gdb):  # noqa: F811
     # No slow node here: measured, and nothing to back off from.
     assert result["flow_control"]["backoffs"] == 0 and result["flow_control"]["smallest_batch"] == 4, result
     assert warnings == []
+    # The default batch_size, 1,000, is GALERA_BATCH_ROWS on the cluster, as the other batches.
+    seed(types.SimpleNamespace(engine=gdb.engine(1)), now, images=30, tasks=12, id_base=1000)
+    result = purge.run(purge.Purge(gdb.engine(1), max_rows=-1), warn=warnings.append)
+    assert result["total"] > 0 and result["flow_control"]["batch_rows"] == BATCH, result
+    assert result["flow_control"]["smallest_batch"] == BATCH and warnings == [], (result, warnings)

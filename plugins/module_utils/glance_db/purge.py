@@ -39,7 +39,7 @@ import time
 from .db_errors import PURGE_BATCH, with_backoff
 from .deps import sa
 from .errors import GlanceDbError
-from .flow_control import Unpaced, for_connection, record
+from .flow_control import Unpaced, batch_rows, for_connection, record
 from .isolation import batches_read_committed
 from .options import RunOptions
 from .profile import ServerProfile
@@ -214,7 +214,9 @@ class Purge(object):
             # of it, and Glance's inserts there (a new image's tags, members, locations,
             # whose foreign-key check wants its image) deadlock with the batch.
             batches_read_committed(conn)
-            pacing = self.pacing = for_connection(conn, self.batch_size, galera, self.sleep)
+            # On Galera at most GALERA_BATCH_ROWS parents a batch, as the copy and data migration
+            # batches: every other node applies a batch as one write set, its writers' commits behind it.
+            pacing = self.pacing = for_connection(conn, batch_rows(self.batch_size, galera), galera, self.sleep)
             for name in self.parents:
                 table = _soft_deleted(name)
                 boundary = self._boundary(conn, table)
@@ -242,7 +244,7 @@ class Purge(object):
                     if step:
                         total = totals.get(name)
                         progress.rows(counts[name], None if total is None else max(counts[name], total))
-                        progress.throttled("Galera flow control" if pacing.batch_size < self.batch_size else None)
+                        progress.throttled(pacing.reason)
                     after = keys[-1]
         return counts
 
