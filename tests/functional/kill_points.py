@@ -34,10 +34,8 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -455,36 +453,9 @@ def describe_write(who, result):
 
 
 def run_module(name, url, **args):
-    """glance_db_NAME run next, as Ansible runs it (its main(), through run_phase.run_module) in a
-    child forked from this process, which has the modules' libraries loaded already (a new
-    interpreter would take half a second more per cell); its JSON result, or what it printed."""
-    args = dict(args, connection=url)
-    with tempfile.TemporaryFile() as out:
-        pid = os.fork()
-        if pid == 0:  # the child: its output to the file; os._exit skips the parent's finalizers
-            code = 0
-            try:
-                signal.alarm(600)  # a hung module ends as SIGALRM, which the caller reports
-                os.environ.update(COPY_ENV)  # the child's alone: run_phase.run_module reads it
-                os.dup2(out.fileno(), 1)
-                os.dup2(out.fileno(), 2)
-                sys.stdout = os.fdopen(1, "w", closefd=False)
-                run_phase.run_module(name, json.dumps(args))
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:  # pylint: disable=broad-except
-                import traceback
-                traceback.print_exc()
-                code = 70
-            finally:
-                try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(code)
-        status = os.waitpid(pid, 0)[1]
-        out.seek(0)
-        printed = out.read().decode(errors="replace")
+    """glance_db_NAME run next, as Ansible runs it (run_phase.run_module_forked, with COPY_ENV):
+    its JSON result, or what it printed."""
+    status, printed = run_phase.run_module_forked(name, json.dumps(dict(args, connection=url)), COPY_ENV)
     result = last_json(printed)
     if result:
         return result
