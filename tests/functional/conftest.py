@@ -205,9 +205,9 @@ def blackhole():
 SLOWEST_FILES = (
     "test_secrets.py", "test_kill_points.py", "test_kill_points_later.py",
     "test_table_copy.py", "test_examples.py", "test_crash.py", "test_grants.py",
-    "test_progress.py", "test_kill_points_sigterm.py", "test_concurrency.py", "test_metadefs.py", "test_kolla_ansible.py",
-    "test_deployment_urls.py", "test_messages.py", "test_progress_writers.py", "test_release_rollout.py",
-    "test_purge.py",
+    "test_progress.py", "test_kill_points_sigterm.py", "test_concurrency.py", "test_metadefs.py",
+    "test_kolla_ansible.py", "test_deployment_urls.py", "test_messages.py", "test_progress_writers.py",
+    "test_release_rollout.py", "test_purge.py",
 )
 
 
