@@ -18,9 +18,11 @@ Checks (one test id each, in test_kill_points*.py):
   through run_phase.py), completes or refuses with one msg naming the next step
   (contract 9, 12; issue 21 point 4); then an application write succeeds.
 
-GLANCE_KILL_POINTS_IMAGES (default 12,000) is the images seeded at mitaka02; below
-10,000 the copy threshold is lowered to half of it in every process the checks start
-(GLANCE_TEST_COPY_MIN_ROWS) and in this one. GLANCE_KILL_POINTS_REPORT, when set,
+GLANCE_KILL_POINTS_IMAGES (default 7,000: seven copy batches, so a kill before the sixth
+leaves rows to copy) is the images seeded at mitaka02; below 10,000 (online.MIN_ROWS) the
+copy threshold is lowered to half of it (GLANCE_TEST_COPY_MIN_ROWS) in every process the
+states and checks start, and only there: this process, which other test files share, keeps
+the product's. GLANCE_KILL_POINTS_REPORT, when set,
 is a file each check appends its outcome to (one JSON line), for the table of
 kill points x next modules.
 """
@@ -32,10 +34,8 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ import sqlalchemy as sa
 # Loaded once: the modules run in forked children.
 import ansible.module_utils.basic  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db import (  # noqa: F401  pylint: disable=unused-import
-    metadefs, module, phases, purge, state,
+    metadefs, module, online, phases, purge, state,
 )
 from ansible_collections.openstack_ops.glance.plugins.module_utils.glance_db.graph import EXPAND, GRAPH
 from conftest import clone_mysql_database
@@ -58,10 +58,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RUN_PHASE = str(HERE / "run_phase.py")
 ORACLE_VENV_SCRIPT = REPO / "tests" / "parity" / "oracle-venv"
-IMAGES = int(os.environ.get("GLANCE_KILL_POINTS_IMAGES", "12000"))
-if IMAGES < 10000 and not os.environ.get(run_phase.MIN_ROWS_ENV):
-    os.environ[run_phase.MIN_ROWS_ENV] = str(IMAGES // 2)
-run_phase.set_copy_threshold()  # a no-op unless the threshold is lowered
+IMAGES = int(os.environ.get("GLANCE_KILL_POINTS_IMAGES", "7000"))
+# The environment of the processes that run a phase or module (see the docstring).
+COPY_ENV = ({run_phase.MIN_ROWS_ENV: str(IMAGES // 2)}
+            if IMAGES < online.MIN_ROWS and not os.environ.get(run_phase.MIN_ROWS_ENV) else {})
 MIGRATE_BATCH = int(math.ceil(IMAGES / 3.0))  # three batches of the visibility migration
 MYSQL = dict(host="127.0.0.1", port="3306", user="root")
 NEW, OLD = "`_glance_new_images`", "`_glance_old_images`"
@@ -239,7 +239,7 @@ class States(object):
                     earlier, info = self.base({"expanded": "mitaka02", "migrated": "expanded"}[which])
                     expected = info["expected"]
                     restore(earlier, name)
-                    phases.run(engine, {"expanded": "expand", "migrated": "migrate"}[which])
+                    run_phase_process(url_of(name), {"expanded": "expand", "migrated": "migrate"}[which])
                 engine.dispose()
                 dump(name, path)
             finally:
@@ -265,6 +265,14 @@ class States(object):
         return self._cached("stopped-%s-%s" % (point.name, signal_name), make)
 
 
+def run_phase_process(url, phase):
+    """phases.run of ``phase`` on ``url`` to its end, in a process of its own (with COPY_ENV)."""
+    done = subprocess.run([sys.executable, RUN_PHASE, url, phase], capture_output=True, text=True, timeout=600,
+                          check=False, env=dict(os.environ, **COPY_ENV))
+    assert done.returncode == 0 and last_json(done.stdout).get("error", 1) is None, (
+        phase, done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+
+
 def kill_run(point, signal_name, url, directory):
     """Run ``point``'s phase module on ``url`` until it sends itself the signal at the point;
     the finished process (its output: what a handled SIGTERM printed)."""
@@ -274,7 +282,8 @@ def kill_run(point, signal_name, url, directory):
         args["batch_size"] = MIGRATE_BATCH
     done = subprocess.run(
         [sys.executable, RUN_PHASE, "module", point.phase, json.dumps(args), "%s-%s" % (signal_name, point.kill)],
-        capture_output=True, text=True, timeout=600, check=False, env=dict(os.environ, GLANCE_TEST_KILL_MARK=str(mark)))
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, GLANCE_TEST_KILL_MARK=str(mark), **COPY_ENV))
     assert mark.exists(), "%s never reached its kill point %s (exit %s): %s %s" % (
         point.phase, point.kill, done.returncode, done.stdout[-2000:], done.stderr[-2000:])
     mark.unlink()
@@ -444,35 +453,9 @@ def describe_write(who, result):
 
 
 def run_module(name, url, **args):
-    """glance_db_NAME run next, as Ansible runs it (its main(), through run_phase.run_module) in a
-    child forked from this process, which has the modules' libraries loaded already (a new
-    interpreter would take half a second more per cell); its JSON result, or what it printed."""
-    args = dict(args, connection=url)
-    with tempfile.TemporaryFile() as out:
-        pid = os.fork()
-        if pid == 0:  # the child: its output to the file; os._exit skips the parent's finalizers
-            code = 0
-            try:
-                signal.alarm(600)  # a hung module ends as SIGALRM, which the caller reports
-                os.dup2(out.fileno(), 1)
-                os.dup2(out.fileno(), 2)
-                sys.stdout = os.fdopen(1, "w", closefd=False)
-                run_phase.run_module(name, json.dumps(args))
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:  # pylint: disable=broad-except
-                import traceback
-                traceback.print_exc()
-                code = 70
-            finally:
-                try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(code)
-        status = os.waitpid(pid, 0)[1]
-        out.seek(0)
-        printed = out.read().decode(errors="replace")
+    """glance_db_NAME run next, as Ansible runs it (run_phase.run_module_forked, with COPY_ENV):
+    its JSON result, or what it printed."""
+    status, printed = run_phase.run_module_forked(name, json.dumps(dict(args, connection=url)), COPY_ENV)
     result = last_json(printed)
     if result:
         return result
