@@ -126,8 +126,26 @@ def same_schema_everywhere(db):
             dumps[node] = schema_dump.dump(engine)
         finally:
             engine.dispose()
-    assert dumps[1] == dumps[2] == dumps[3]
+    assert dumps[1] == dumps[2] == dumps[3], _schema_differences(dumps)
     return dumps[1]
+
+
+def _schema_differences(dumps):
+    """Which node's dump differs from node 1's, and in what: tables by name, the rest by key."""
+    found = []
+    for node in galera.NODES[1:]:
+        for key in sorted(set(dumps[1]) | set(dumps[node])):
+            first, other = dumps[1].get(key), dumps[node].get(key)
+            if first == other:
+                continue
+            if isinstance(first, dict) and isinstance(other, dict):
+                names = sorted(n for n in set(first) | set(other) if first.get(n) != other.get(n))
+                found.append("node %d %s: %s (node 1 has %s, node %d has %s)" % (
+                    node, key, names, sorted(n for n in names if n in first), node,
+                    sorted(n for n in names if n in other)))
+            else:
+                found.append("node %d %s: %r, node 1 %r" % (node, key, other, first))
+    return "; ".join(found)
 
 
 def _wait_for_the_cluster(dbapi_connection, _record):
