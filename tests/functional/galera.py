@@ -124,10 +124,13 @@ class GaleraDatabase(object):
         self.name = "glance_g_%s" % uuid.uuid4().hex[:12]
         admin(1, "CREATE DATABASE %s" % self.name)
         # Node 1 returns once it has run the CREATE; the others apply it a moment later, and a
-        # connection through them before then gets 1049 (it failed a race in a CI run).
+        # connection through them before then gets 1049 (it failed a race in a CI run). A causal
+        # SHOW (wsrep_sync_wait 1) did not wait for it in another: poll.
         for node in NODES[1:]:
-            shown = admin(node, ["SET SESSION wsrep_sync_wait = 1", "SHOW DATABASES LIKE :n"], {"n": self.name})
-            assert shown, "database %s not on node %d after a causal read" % (self.name, node)
+            deadline = time.monotonic() + 30
+            while not admin(node, ["SET SESSION wsrep_sync_wait = 15", "SHOW DATABASES LIKE :n"], {"n": self.name}):
+                assert time.monotonic() < deadline, "database %s not on node %d in 30 s" % (self.name, node)
+                time.sleep(0.05)
         self.engines = {}
 
     def url(self, node):
