@@ -9,6 +9,7 @@ cycle, with shadow copies, and a purge complete, and the schema is real Glance's
 from __future__ import annotations
 
 import datetime
+import functools
 import types
 
 import sqlalchemy as sa
@@ -38,7 +39,7 @@ def test_the_cycle_and_a_purge_complete_under_statement_binary_logging(monkeypat
         try:
             with engine.connect() as conn:
                 assert conn.exec_driver_sql("SELECT @@log_bin, @@binlog_format").one() == (1, "STATEMENT")
-            db = types.SimpleNamespace(engine=engine, rows=lambda sql: [tuple(r) for r in _rows(engine, sql)])
+            db = types.SimpleNamespace(engine=engine, rows=functools.partial(_rows, engine))
             phases.run(engine, "sync", version="mitaka02")
             expected = seed_pre_ocata(db, IMAGES)
             copies = []
@@ -60,4 +61,4 @@ def test_the_cycle_and_a_purge_complete_under_statement_binary_logging(monkeypat
 
 def _rows(engine, sql):
     with engine.connect() as conn:
-        return list(conn.execute(sa.text(sql)))
+        return [tuple(r) for r in conn.execute(sa.text(sql))]
